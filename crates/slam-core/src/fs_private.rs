@@ -1,0 +1,95 @@
+//! File-system primitives for secret material: private files and directories,
+//! durable writes, and the per-name lock.
+//!
+//! The platform differences live here and only here. On Unix, private means mode
+//! 0600 (files) and 0700 (directories) from the moment of creation, so there is no
+//! window in which another user could open the file. On Windows the files inherit
+//! the data directory's ACL, which the installer restricts to the service account,
+//! SYSTEM and Administrators (see `docs/security.md`).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+
+/// Who may read a file we create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Visibility {
+    /// Only the owner (private keys).
+    Private,
+    /// Anyone who can enter the directory (certificates are public by design).
+    Public,
+}
+
+/// Creates `dir` if needed and makes it private to the owner.
+pub(crate) fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+        Err(e) => return Err(e),
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Writes `contents` to a new file at `path` (replacing any leftover), with the
+/// requested visibility from creation on, and flushes it to disk.
+pub(crate) fn write_durably(path: &Path, contents: &[u8], visibility: Visibility) -> io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(match visibility {
+            Visibility::Private => 0o600,
+            Visibility::Public => 0o644,
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = visibility;
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// Makes renames and removals inside `dir` durable. A no-op where directories cannot
+/// be opened as files (Windows, where NTFS journals the metadata itself).
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// Removes `path`; a file that is already gone is not an error.
+pub(crate) fn remove_if_exists(path: &Path) -> io::Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// An exclusive advisory lock on a lock file, released on drop (and by the OS if
+/// the process dies, so a crash never leaves a name locked forever).
+#[derive(Debug)]
+pub(crate) struct FileLock {
+    _file: File,
+}
+
+impl FileLock {
+    /// Blocks until this process holds the lock at `path`, creating the file.
+    pub(crate) fn acquire(path: &Path) -> io::Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        file.lock()?;
+        Ok(Self { _file: file })
+    }
+}

@@ -1,0 +1,430 @@
+//! The operations, as every transport invokes them.
+//!
+//! Each function validates its arguments, does the work through the module that
+//! owns it, reports progress, warnings and results into an [`OutputSink`], and
+//! turns any failure into a [`SlamError`] with a stable number and a hint naming
+//! what to change. Parameter names in messages are the T-SQL ones (`@key_name`),
+//! the product's primary interface; the CLI's flags map one to one.
+
+use crate::clock::Clock;
+use crate::data_dir::{DataDir, DataDirError};
+use crate::keys::{
+    self, CertificateState, KeyError, KeyName, KeyVault, PrivateKeyState, Replaced, SetupParams,
+};
+use crate::secret::{ExposeSecret, Secret};
+use slam_protocol::{ColumnType, ErrorCode, OutputSink, ResultSet, SlamError, Value};
+use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Certificates expiring within this many days are called out.
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
+
+/// Passphrases shorter than this get a warning (not an error: the DBA decides).
+pub const SHORT_PASSPHRASE_CHARS: usize = 12;
+
+/// What every operation needs from its environment.
+pub struct Context<'a> {
+    /// The SLAM data directory (must exist).
+    pub data_dir: PathBuf,
+    /// The time source.
+    pub clock: &'a dyn Clock,
+}
+
+impl Context<'_> {
+    fn vault(&self) -> Result<KeyVault, SlamError> {
+        let data_dir = DataDir::open(&self.data_dir).map_err(|e| key_error(KeyError::DataDir(e)))?;
+        KeyVault::open(&data_dir).map_err(key_error)
+    }
+}
+
+/// Arguments of `SLAM_setup_jwt`, as given (NULL = `None`).
+#[derive(Default)]
+pub struct SetupJwtArgs {
+    /// `@key_name`; defaults to the host name.
+    pub key_name: Option<String>,
+    /// `@password`; `None` writes an unencrypted key (with a warning).
+    pub password: Option<Secret>,
+    /// `@cert_days`; defaults to 365.
+    pub cert_days: Option<i64>,
+    /// `@force`.
+    pub force: bool,
+}
+
+/// `SLAM_setup_jwt`: generate a keypair and self-signed certificate.
+pub fn setup_jwt(ctx: &Context<'_>, args: SetupJwtArgs, sink: &mut dyn OutputSink) -> Result<(), SlamError> {
+    let (raw_name, from_host_name) = match args.key_name {
+        Some(name) => (name, false),
+        None => (KeyName::host_default(), true),
+    };
+    let name = KeyName::parse(&raw_name)
+        .map_err(|reason| key_error(KeyError::InvalidName { name: raw_name.clone(), reason, from_host_name }))?;
+    let params = SetupParams {
+        name,
+        passphrase: args.password,
+        cert_days: args.cert_days.unwrap_or(keys::DEFAULT_CERT_DAYS),
+        force: args.force,
+    };
+    // Validate everything before the vault is touched: nothing is created on bad input.
+    if !keys::CERT_DAYS_RANGE.contains(&params.cert_days) {
+        return Err(key_error(KeyError::CertDays(params.cert_days)));
+    }
+    if params.passphrase.as_ref().is_some_and(|p| p.expose_secret().is_empty()) {
+        return Err(key_error(KeyError::EmptyPassphrase));
+    }
+    let vault = ctx.vault()?;
+
+    if from_host_name {
+        sink.warning(&format!(
+            "No `@key_name` given: using this machine's host name `{}`. A name per Salesforce org \
+             (e.g. 'acme-prod') is strongly recommended, so that one org's key never opens another.",
+            params.name
+        ));
+    }
+    sink.info(&format!("Generating an RSA-{} keypair `{}`...", keys::RSA_BITS, params.name));
+    let outcome = vault.setup(&params, ctx.clock).map_err(key_error)?;
+    let now = ctx.clock.now();
+    let cert = &outcome.certificate;
+
+    match outcome.replaced {
+        Some(Replaced::Expired { not_after }) => sink.info(&format!(
+            "Replaced the previous keypair `{}`, whose certificate expired on {}.",
+            outcome.name,
+            utc(not_after)
+        )),
+        Some(Replaced::StillValid { not_after }) => sink.warning(&format!(
+            "Replaced the keypair `{}` although its certificate was valid until {} (`@force = 1`). \
+             JWT logins with this key fail until the new certificate is uploaded to Salesforce.",
+            outcome.name,
+            utc(not_after)
+        )),
+        Some(Replaced::Incomplete) => sink.warning(&format!(
+            "Replaced an incomplete or unreadable keypair `{}` (`@force = 1`).",
+            outcome.name
+        )),
+        None => {}
+    }
+    match &params.passphrase {
+        None => sink.warning(&format!(
+            "No `@password` given: the private key {} is stored unencrypted. Anyone who can read that \
+             file can log in to Salesforce as the connection's user. To protect it, run SLAM_setup_jwt \
+             again with `@password` and `@force = 1`, before uploading the certificate.",
+            outcome.private_key_path.display()
+        )),
+        Some(p) if p.expose_secret().chars().count() < SHORT_PASSPHRASE_CHARS => sink.warning(&format!(
+            "The `@password` is shorter than {SHORT_PASSPHRASE_CHARS} characters. A long, unique \
+             passphrase (not your Salesforce password) makes a stolen key file useless."
+        )),
+        Some(_) => {}
+    }
+    sink.info(&format!(
+        "Created keypair `{name}`.\n  Private key:         {key}{enc}\n  Certificate:         {crt}\n  \
+         Valid until:         {until} ({days} days)\n  SHA-1 fingerprint:   {sha1}\n  SHA-256 fingerprint: {sha256}",
+        name = outcome.name,
+        key = outcome.private_key_path.display(),
+        enc = if outcome.encrypted { " (encrypted with your passphrase)" } else { " (NOT encrypted)" },
+        crt = outcome.certificate_path.display(),
+        until = utc(cert.not_after),
+        days = cert.days_left(now),
+        sha1 = cert.sha1_fingerprint,
+        sha256 = cert.sha256_fingerprint,
+    ));
+    sink.info(&format!(
+        "Next: in Salesforce Setup > App Manager, edit your External Client App; under OAuth Settings > \
+         Flow Enablement, check `Enable JWT Bearer Flow` and upload {crt}. Then run SLAM_add_connection \
+         with @auth_method = 'jwt_bearer', @key_name = '{name}'{pass} and the app's Consumer Key.",
+        crt = outcome.certificate_path.display(),
+        name = outcome.name,
+        pass = if outcome.encrypted { ", @key_password = <this passphrase>" } else { "" },
+    ));
+
+    let mut result = ResultSet::new(&[
+        ("key_name", ColumnType::Text),
+        ("private_key_path", ColumnType::Text),
+        ("certificate_path", ColumnType::Text),
+        ("has_passphrase", ColumnType::Bool),
+        ("not_before", ColumnType::DateTime),
+        ("expires_at", ColumnType::DateTime),
+        ("days_left", ColumnType::Int),
+        ("sha1_fingerprint", ColumnType::Text),
+        ("sha256_fingerprint", ColumnType::Text),
+    ]);
+    result.push(vec![
+        outcome.name.as_str().into(),
+        path_value(&outcome.private_key_path),
+        path_value(&outcome.certificate_path),
+        outcome.encrypted.into(),
+        rfc3339(cert.not_before),
+        rfc3339(cert.not_after),
+        cert.days_left(now).into(),
+        cert.sha1_fingerprint.clone().into(),
+        cert.sha256_fingerprint.clone().into(),
+    ]);
+    sink.result_set(result);
+    Ok(())
+}
+
+/// `SLAM_remove_jwt`: delete a keypair's files from this machine.
+pub fn remove_jwt(ctx: &Context<'_>, key_name: &str, sink: &mut dyn OutputSink) -> Result<(), SlamError> {
+    let name = KeyName::parse(key_name).map_err(|reason| {
+        key_error(KeyError::InvalidName { name: key_name.to_string(), reason, from_host_name: false })
+    })?;
+    let vault = ctx.vault()?;
+    let outcome = vault.remove(&name).map_err(key_error)?;
+    let key_path = vault.private_key_path(&name);
+    let cert_path = vault.certificate_path(&name);
+    let deleted: Vec<String> = [
+        (outcome.removed_private_key, &key_path),
+        (outcome.removed_certificate, &cert_path),
+    ]
+    .into_iter()
+    .filter(|(removed, _)| *removed)
+    .map(|(_, path)| path.display().to_string())
+    .collect();
+    sink.info(&format!("Removed keypair `{name}`: deleted {}.", deleted.join(" and ")));
+    sink.warning(
+        "This does not revoke access in Salesforce: any copy of the private key can still log in. \
+         To revoke it, in Salesforce Setup > App Manager edit the External Client App and either \
+         upload a new certificate under OAuth Settings > Flow Enablement, or deactivate the app.",
+    );
+    Ok(())
+}
+
+/// `slam list-keys`: every keypair with its certificate's state.
+pub fn list_keys(ctx: &Context<'_>, sink: &mut dyn OutputSink) -> Result<(), SlamError> {
+    let vault = ctx.vault()?;
+    let entries = vault.list().map_err(key_error)?;
+    let now = ctx.clock.now();
+    let mut result = ResultSet::new(&[
+        ("key_name", ColumnType::Text),
+        ("status", ColumnType::Text),
+        ("has_passphrase", ColumnType::Bool),
+        ("expires_at", ColumnType::DateTime),
+        ("days_left", ColumnType::Int),
+        ("sha1_fingerprint", ColumnType::Text),
+        ("sha256_fingerprint", ColumnType::Text),
+        ("private_key_path", ColumnType::Text),
+        ("certificate_path", ColumnType::Text),
+    ]);
+    for entry in &entries {
+        let key_path = vault.dir().join(format!("{}.pem", entry.name));
+        let cert_path = vault.dir().join(format!("{}.crt", entry.name));
+        let has_passphrase = match entry.private_key {
+            PrivateKeyState::Encrypted => Value::Bool(true),
+            PrivateKeyState::Unencrypted => Value::Bool(false),
+            PrivateKeyState::Missing | PrivateKeyState::Unreadable => Value::Null,
+        };
+        let (status, cert_columns) = match &entry.certificate {
+            CertificateState::Present(cert) => {
+                let days = cert.days_left(now);
+                let status = if cert.is_expired(now) {
+                    sink.warning(&format!(
+                        "The certificate of `{}` expired on {}: JWT logins with it fail. Renew it with \
+                         SLAM_setup_jwt @key_name = '{}' and upload the new certificate.",
+                        entry.name,
+                        utc(cert.not_after),
+                        entry.name
+                    ));
+                    "expired"
+                } else if days < EXPIRY_WARNING_DAYS {
+                    sink.warning(&format!(
+                        "The certificate of `{}` expires in {days} days, on {}. Renew it with \
+                         SLAM_setup_jwt @key_name = '{}', @force = 1 and upload the new certificate.",
+                        entry.name,
+                        utc(cert.not_after),
+                        entry.name
+                    ));
+                    "expires soon"
+                } else {
+                    "valid"
+                };
+                let columns = [
+                    rfc3339(cert.not_after),
+                    days.into(),
+                    cert.sha1_fingerprint.clone().into(),
+                    cert.sha256_fingerprint.clone().into(),
+                ];
+                (status, columns)
+            }
+            CertificateState::Missing => ("certificate missing", [Value::Null, Value::Null, Value::Null, Value::Null]),
+            CertificateState::Unreadable => {
+                ("certificate unreadable", [Value::Null, Value::Null, Value::Null, Value::Null])
+            }
+        };
+        let status = match entry.private_key {
+            PrivateKeyState::Missing => "private key missing",
+            PrivateKeyState::Unreadable => "private key unreadable",
+            _ => status,
+        };
+        let mut row = vec![entry.name.clone().into(), status.into(), has_passphrase];
+        row.extend(cert_columns);
+        row.push(if entry.private_key == PrivateKeyState::Missing { Value::Null } else { path_value(&key_path) });
+        row.push(if entry.certificate == CertificateState::Missing { Value::Null } else { path_value(&cert_path) });
+        result.push(row);
+    }
+    if entries.is_empty() {
+        sink.info(&format!(
+            "No keypairs in {}. Create one with SLAM_setup_jwt @key_name = '...', @password = '...'.",
+            vault.dir().display()
+        ));
+    }
+    sink.result_set(result);
+    Ok(())
+}
+
+/// A UTC timestamp as people read it: `2027-11-23 06:40:00 UTC`.
+pub fn utc(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
+fn rfc3339(at: OffsetDateTime) -> Value {
+    at.to_offset(time::UtcOffset::UTC).format(&Rfc3339).map_or(Value::Null, Value::Text)
+}
+
+fn path_value(path: &Path) -> Value {
+    Value::Text(path.display().to_string())
+}
+
+/// The message of `error` followed by its causes: "writing x failed: Permission denied".
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Maps a key-vault error to what the user sees.
+fn key_error(error: KeyError) -> SlamError {
+    let message = with_causes(&error);
+    match error {
+        KeyError::InvalidName { from_host_name: true, .. } => SlamError::new(ErrorCode::KeyNameInvalid, message)
+            .with_hint("this machine's host name cannot be a key name: pass `@key_name`, e.g. 'acme-prod'"),
+        KeyError::InvalidName { .. } => SlamError::new(ErrorCode::KeyNameInvalid, message).with_hint(format!(
+            "use up to {} letters, digits, `-`, `_` or `.`, e.g. 'acme-prod' (one name per Salesforce org)",
+            keys::MAX_KEY_NAME_CHARS
+        )),
+        KeyError::CertDays(_) => SlamError::new(ErrorCode::CertDaysInvalid, message)
+            .with_hint(format!("leave `@cert_days` NULL for the default of {} days", keys::DEFAULT_CERT_DAYS)),
+        KeyError::EmptyPassphrase => SlamError::new(ErrorCode::KeyPasswordEmpty, message).with_hint(
+            "give a real passphrase, or leave `@password` NULL to store the key unencrypted (not recommended)",
+        ),
+        KeyError::DataDir(DataDirError::Missing { .. }) => SlamError::new(ErrorCode::DataDirMissing, message)
+            .with_hint("create it (the installer does), or point `--data-dir` / `SLAM_DATA_DIR` at the SLAM data directory"),
+        KeyError::DataDir(_) => SlamError::new(ErrorCode::DataDirUnusable, message).with_hint(
+            "the data directory must be a directory the SLAM service account (or the user running `slam`) can write",
+        ),
+        KeyError::Exists { ref name, .. } => SlamError::new(ErrorCode::KeyExists, message).with_hint(format!(
+            "nothing was changed. To replace it anyway, run SLAM_setup_jwt @key_name = '{name}' with `@force = 1`; \
+             JWT logins with it then fail until the new certificate is uploaded to Salesforce"
+        )),
+        KeyError::OrphanPrivateKey { ref name } => SlamError::new(ErrorCode::KeyExists, message).with_hint(format!(
+            "nothing was changed. Replace it with `@force = 1`, or delete it with SLAM_remove_jwt @key_name = '{name}'"
+        )),
+        KeyError::UnreadableCertificate { .. } => SlamError::new(ErrorCode::KeyFileCorrupt, message)
+            .with_hint("nothing was changed. Replace the keypair with `@force = 1`, or delete it with SLAM_remove_jwt"),
+        KeyError::NotFound { ref known, .. } if known.is_empty() => SlamError::new(ErrorCode::KeyNotFound, message)
+            .with_hint("there are no keypairs on this machine; SLAM_setup_jwt creates one"),
+        KeyError::NotFound { ref known, .. } => SlamError::new(ErrorCode::KeyNotFound, message)
+            .with_hint(format!("existing keypairs: {}", known.join(", "))),
+        KeyError::Io { .. } => SlamError::new(ErrorCode::KeyFileIo, message)
+            .with_hint("check that the SLAM service account can read and write the keys directory"),
+        KeyError::Material(_) => SlamError::new(ErrorCode::KeyGenerationFailed, message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::secret::secret;
+    use slam_protocol::RecordingSink;
+
+    fn ctx<'a>(dir: &Path, clock: &'a FixedClock) -> Context<'a> {
+        Context { data_dir: dir.to_path_buf(), clock }
+    }
+
+    fn t0() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap()
+    }
+
+    #[test]
+    fn setup_reports_paths_expiry_fingerprints_and_next_step() {
+        let tmp = tempfile::tempdir().unwrap();
+        let clock = FixedClock::at(t0());
+        let mut sink = RecordingSink::default();
+        let args = SetupJwtArgs {
+            key_name: Some("acme-prod".into()),
+            password: Some(secret("a long unique passphrase")),
+            ..Default::default()
+        };
+        setup_jwt(&ctx(tmp.path(), &clock), args, &mut sink).unwrap();
+        assert!(sink.warnings().is_empty(), "{:?}", sink.warnings());
+        let text = sink.infos().join("\n");
+        assert!(text.contains(&tmp.path().join("keys").join("acme-prod.pem").display().to_string()));
+        assert!(text.contains("Valid until:         2027-09-21 14:13:20 UTC (365 days)"), "{text}");
+        assert!(text.contains("upload") && text.contains("@key_password"));
+        let row = &sink.result_sets[0].rows[0];
+        assert_eq!(row[3], Value::Bool(true));
+        assert_eq!(row[5], Value::Text("2027-09-21T14:13:20Z".into()));
+        assert!(!text.contains("a long unique passphrase"));
+    }
+
+    #[test]
+    fn no_password_and_short_password_warn() {
+        let tmp = tempfile::tempdir().unwrap();
+        let clock = FixedClock::at(t0());
+        let mut sink = RecordingSink::default();
+        let args = SetupJwtArgs { key_name: Some("plain".into()), ..Default::default() };
+        setup_jwt(&ctx(tmp.path(), &clock), args, &mut sink).unwrap();
+        assert!(sink.warnings().iter().any(|w| w.contains("stored unencrypted")));
+
+        let mut sink = RecordingSink::default();
+        let args = SetupJwtArgs { key_name: Some("short".into()), password: Some(secret("abc")), ..Default::default() };
+        setup_jwt(&ctx(tmp.path(), &clock), args, &mut sink).unwrap();
+        assert!(sink.warnings().iter().any(|w| w.contains("shorter than 12")));
+    }
+
+    #[test]
+    fn list_flags_expiring_and_expired_certificates() {
+        let tmp = tempfile::tempdir().unwrap();
+        let clock = FixedClock::at(t0());
+        for (name, days) in [("soon", 10), ("later", 100), ("gone", 1)] {
+            let args = SetupJwtArgs { key_name: Some(name.into()), cert_days: Some(days), ..Default::default() };
+            setup_jwt(&ctx(tmp.path(), &clock), args, &mut RecordingSink::default()).unwrap();
+        }
+        clock.advance(time::Duration::days(2));
+        let mut sink = RecordingSink::default();
+        list_keys(&ctx(tmp.path(), &clock), &mut sink).unwrap();
+        let statuses: Vec<_> = sink.result_sets[0].rows.iter().map(|r| (r[0].display(), r[1].display())).collect();
+        assert_eq!(
+            statuses,
+            [("gone".into(), "expired".into()), ("later".into(), "valid".into()), ("soon".into(), "expires soon".into())]
+        );
+        assert_eq!(sink.warnings().len(), 2);
+    }
+
+    #[test]
+    fn errors_carry_stable_codes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let clock = FixedClock::at(t0());
+        let missing = tmp.path().join("missing");
+        let err = list_keys(&ctx(&missing, &clock), &mut RecordingSink::default()).unwrap_err();
+        assert_eq!(err.code, ErrorCode::DataDirMissing);
+        let err = remove_jwt(&ctx(tmp.path(), &clock), "none", &mut RecordingSink::default()).unwrap_err();
+        assert_eq!(err.code, ErrorCode::KeyNotFound);
+        assert!(err.hint.unwrap().contains("no keypairs"));
+    }
+}

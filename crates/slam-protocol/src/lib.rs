@@ -1,0 +1,18 @@
+//! The vocabulary shared by every SLAM transport.
+//!
+//! An operation (in `slam-core`) never prints and never knows who is listening: it
+//! reports into an [`OutputSink`] a stream of [`Message`]s and [`ResultSet`]s, and
+//! finishes either successfully or with a [`SlamError`]. The CLI renders that stream to
+//! a terminal; the worker will frame it onto the pipe, and the XP will turn it into
+//! `srv_sendmsg` / `srv_describe` calls inside SQL Server. Keeping the stream the same
+//! everywhere is what lets `slam --local` and a T-SQL call print the same things.
+//!
+//! Error numbers live in [`codes`] and nowhere else.
+
+#![deny(missing_docs)]
+
+pub mod codes;
+mod output;
+
+pub use codes::{ErrorCode, SlamError};
+pub use output::{Column, ColumnType, Message, OutputSink, RecordingSink, ResultSet, Severity, Value};
