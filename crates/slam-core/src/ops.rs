@@ -33,7 +33,8 @@ pub struct Context<'a> {
 
 impl Context<'_> {
     fn vault(&self) -> Result<KeyVault, SlamError> {
-        let data_dir = DataDir::open(&self.data_dir).map_err(|e| key_error(KeyError::DataDir(e)))?;
+        let data_dir =
+            DataDir::open(&self.data_dir).map_err(|e| key_error(KeyError::DataDir(e)))?;
         KeyVault::open(&data_dir).map_err(key_error)
     }
 }
@@ -52,13 +53,22 @@ pub struct SetupJwtArgs {
 }
 
 /// `SLAM_setup_jwt`: generate a keypair and self-signed certificate.
-pub fn setup_jwt(ctx: &Context<'_>, args: SetupJwtArgs, sink: &mut dyn OutputSink) -> Result<(), SlamError> {
+pub fn setup_jwt(
+    ctx: &Context<'_>,
+    args: SetupJwtArgs,
+    sink: &mut dyn OutputSink,
+) -> Result<(), SlamError> {
     let (raw_name, from_host_name) = match args.key_name {
         Some(name) => (name, false),
         None => (KeyName::host_default(), true),
     };
-    let name = KeyName::parse(&raw_name)
-        .map_err(|reason| key_error(KeyError::InvalidName { name: raw_name.clone(), reason, from_host_name }))?;
+    let name = KeyName::parse(&raw_name).map_err(|reason| {
+        key_error(KeyError::InvalidName {
+            name: raw_name.clone(),
+            reason,
+            from_host_name,
+        })
+    })?;
     let params = SetupParams {
         name,
         passphrase: args.password,
@@ -66,12 +76,7 @@ pub fn setup_jwt(ctx: &Context<'_>, args: SetupJwtArgs, sink: &mut dyn OutputSin
         force: args.force,
     };
     // Validate everything before the vault is touched: nothing is created on bad input.
-    if !keys::CERT_DAYS_RANGE.contains(&params.cert_days) {
-        return Err(key_error(KeyError::CertDays(params.cert_days)));
-    }
-    if params.passphrase.as_ref().is_some_and(|p| p.expose_secret().is_empty()) {
-        return Err(key_error(KeyError::EmptyPassphrase));
-    }
+    params.validate().map_err(key_error)?;
     let vault = ctx.vault()?;
 
     if from_host_name {
@@ -81,9 +86,15 @@ pub fn setup_jwt(ctx: &Context<'_>, args: SetupJwtArgs, sink: &mut dyn OutputSin
             params.name
         ));
     }
-    sink.info(&format!("Generating an RSA-{} keypair `{}`...", keys::RSA_BITS, params.name));
-    let outcome = vault.setup(&params, ctx.clock).map_err(key_error)?;
-    let now = ctx.clock.now();
+    let reservation = vault
+        .reserve(&params.name, params.force, ctx.clock.now())
+        .map_err(key_error)?;
+    sink.info(&format!(
+        "Generating an RSA-{} keypair `{}`...",
+        keys::RSA_BITS,
+        params.name
+    ));
+    let outcome = reservation.write(&params, ctx.clock).map_err(key_error)?;
     let cert = &outcome.certificate;
 
     match outcome.replaced {
@@ -117,17 +128,14 @@ pub fn setup_jwt(ctx: &Context<'_>, args: SetupJwtArgs, sink: &mut dyn OutputSin
         )),
         Some(_) => {}
     }
+    // The paths and fingerprints are in the result set (SSMS's Results tab, the
+    // CLI's stdout); the message says what happened in one line.
     sink.info(&format!(
-        "Created keypair `{name}`.\n  Private key:         {key}{enc}\n  Certificate:         {crt}\n  \
-         Valid until:         {until} ({days} days)\n  SHA-1 fingerprint:   {sha1}\n  SHA-256 fingerprint: {sha256}",
+        "Created keypair `{name}`: private key {enc}; certificate valid until {until} ({days} days).",
         name = outcome.name,
-        key = outcome.private_key_path.display(),
-        enc = if outcome.encrypted { " (encrypted with your passphrase)" } else { " (NOT encrypted)" },
-        crt = outcome.certificate_path.display(),
+        enc = if outcome.encrypted { "encrypted with your passphrase" } else { "NOT encrypted" },
         until = utc(cert.not_after),
-        days = cert.days_left(now),
-        sha1 = cert.sha1_fingerprint,
-        sha256 = cert.sha256_fingerprint,
+        days = params.cert_days,
     ));
     sink.info(&format!(
         "Next: in Salesforce Setup > App Manager, edit your External Client App; under OAuth Settings > \
@@ -145,7 +153,7 @@ pub fn setup_jwt(ctx: &Context<'_>, args: SetupJwtArgs, sink: &mut dyn OutputSin
         ("has_passphrase", ColumnType::Bool),
         ("not_before", ColumnType::DateTime),
         ("expires_at", ColumnType::DateTime),
-        ("days_left", ColumnType::Int),
+        ("cert_days", ColumnType::Int),
         ("sha1_fingerprint", ColumnType::Text),
         ("sha256_fingerprint", ColumnType::Text),
     ]);
@@ -156,7 +164,7 @@ pub fn setup_jwt(ctx: &Context<'_>, args: SetupJwtArgs, sink: &mut dyn OutputSin
         outcome.encrypted.into(),
         rfc3339(cert.not_before),
         rfc3339(cert.not_after),
-        cert.days_left(now).into(),
+        params.cert_days.into(),
         cert.sha1_fingerprint.clone().into(),
         cert.sha256_fingerprint.clone().into(),
     ]);
@@ -165,9 +173,17 @@ pub fn setup_jwt(ctx: &Context<'_>, args: SetupJwtArgs, sink: &mut dyn OutputSin
 }
 
 /// `SLAM_remove_jwt`: delete a keypair's files from this machine.
-pub fn remove_jwt(ctx: &Context<'_>, key_name: &str, sink: &mut dyn OutputSink) -> Result<(), SlamError> {
+pub fn remove_jwt(
+    ctx: &Context<'_>,
+    key_name: &str,
+    sink: &mut dyn OutputSink,
+) -> Result<(), SlamError> {
     let name = KeyName::parse(key_name).map_err(|reason| {
-        key_error(KeyError::InvalidName { name: key_name.to_string(), reason, from_host_name: false })
+        key_error(KeyError::InvalidName {
+            name: key_name.to_string(),
+            reason,
+            from_host_name: false,
+        })
     })?;
     let vault = ctx.vault()?;
     let outcome = vault.remove(&name).map_err(key_error)?;
@@ -181,7 +197,10 @@ pub fn remove_jwt(ctx: &Context<'_>, key_name: &str, sink: &mut dyn OutputSink) 
     .filter(|(removed, _)| *removed)
     .map(|(_, path)| path.display().to_string())
     .collect();
-    sink.info(&format!("Removed keypair `{name}`: deleted {}.", deleted.join(" and ")));
+    sink.info(&format!(
+        "Removed keypair `{name}`: deleted {}.",
+        deleted.join(" and ")
+    ));
     sink.warning(
         "This does not revoke access in Salesforce: any copy of the private key can still log in. \
          To revoke it, in Salesforce Setup > App Manager edit the External Client App and either \
@@ -246,10 +265,14 @@ pub fn list_keys(ctx: &Context<'_>, sink: &mut dyn OutputSink) -> Result<(), Sla
                 ];
                 (status, columns)
             }
-            CertificateState::Missing => ("certificate missing", [Value::Null, Value::Null, Value::Null, Value::Null]),
-            CertificateState::Unreadable => {
-                ("certificate unreadable", [Value::Null, Value::Null, Value::Null, Value::Null])
-            }
+            CertificateState::Missing => (
+                "certificate missing",
+                [Value::Null, Value::Null, Value::Null, Value::Null],
+            ),
+            CertificateState::Unreadable => (
+                "certificate unreadable",
+                [Value::Null, Value::Null, Value::Null, Value::Null],
+            ),
         };
         let status = match entry.private_key {
             PrivateKeyState::Missing => "private key missing",
@@ -258,8 +281,16 @@ pub fn list_keys(ctx: &Context<'_>, sink: &mut dyn OutputSink) -> Result<(), Sla
         };
         let mut row = vec![entry.name.clone().into(), status.into(), has_passphrase];
         row.extend(cert_columns);
-        row.push(if entry.private_key == PrivateKeyState::Missing { Value::Null } else { path_value(&key_path) });
-        row.push(if entry.certificate == CertificateState::Missing { Value::Null } else { path_value(&cert_path) });
+        row.push(if entry.private_key == PrivateKeyState::Missing {
+            Value::Null
+        } else {
+            path_value(&key_path)
+        });
+        row.push(if entry.certificate == CertificateState::Missing {
+            Value::Null
+        } else {
+            path_value(&cert_path)
+        });
         result.push(row);
     }
     if entries.is_empty() {
@@ -287,7 +318,9 @@ pub fn utc(at: OffsetDateTime) -> String {
 }
 
 fn rfc3339(at: OffsetDateTime) -> Value {
-    at.to_offset(time::UtcOffset::UTC).format(&Rfc3339).map_or(Value::Null, Value::Text)
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .map_or(Value::Null, Value::Text)
 }
 
 fn path_value(path: &Path) -> Value {
@@ -353,7 +386,10 @@ mod tests {
     use slam_protocol::RecordingSink;
 
     fn ctx<'a>(dir: &Path, clock: &'a FixedClock) -> Context<'a> {
-        Context { data_dir: dir.to_path_buf(), clock }
+        Context {
+            data_dir: dir.to_path_buf(),
+            clock,
+        }
     }
 
     fn t0() -> OffsetDateTime {
@@ -373,10 +409,31 @@ mod tests {
         setup_jwt(&ctx(tmp.path(), &clock), args, &mut sink).unwrap();
         assert!(sink.warnings().is_empty(), "{:?}", sink.warnings());
         let text = sink.infos().join("\n");
-        assert!(text.contains(&tmp.path().join("keys").join("acme-prod.pem").display().to_string()));
-        assert!(text.contains("Valid until:         2027-09-21 14:13:20 UTC (365 days)"), "{text}");
-        assert!(text.contains("upload") && text.contains("@key_password"));
+        assert!(
+            text.contains("certificate valid until 2027-09-21 14:13:20 UTC (365 days)"),
+            "{text}"
+        );
+        let crt = tmp
+            .path()
+            .join("keys")
+            .join("acme-prod.crt")
+            .display()
+            .to_string();
+        assert!(
+            text.contains(&format!("upload {crt}")) && text.contains("@key_password"),
+            "{text}"
+        );
         let row = &sink.result_sets[0].rows[0];
+        assert_eq!(
+            row[1],
+            Value::Text(
+                tmp.path()
+                    .join("keys")
+                    .join("acme-prod.pem")
+                    .display()
+                    .to_string()
+            )
+        );
         assert_eq!(row[3], Value::Bool(true));
         assert_eq!(row[5], Value::Text("2027-09-21T14:13:20Z".into()));
         assert!(!text.contains("a long unique passphrase"));
@@ -387,14 +444,29 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let clock = FixedClock::at(t0());
         let mut sink = RecordingSink::default();
-        let args = SetupJwtArgs { key_name: Some("plain".into()), ..Default::default() };
+        let args = SetupJwtArgs {
+            key_name: Some("plain".into()),
+            ..Default::default()
+        };
         setup_jwt(&ctx(tmp.path(), &clock), args, &mut sink).unwrap();
-        assert!(sink.warnings().iter().any(|w| w.contains("stored unencrypted")));
+        assert!(
+            sink.warnings()
+                .iter()
+                .any(|w| w.contains("stored unencrypted"))
+        );
 
         let mut sink = RecordingSink::default();
-        let args = SetupJwtArgs { key_name: Some("short".into()), password: Some(secret("abc")), ..Default::default() };
+        let args = SetupJwtArgs {
+            key_name: Some("short".into()),
+            password: Some(secret("abc")),
+            ..Default::default()
+        };
         setup_jwt(&ctx(tmp.path(), &clock), args, &mut sink).unwrap();
-        assert!(sink.warnings().iter().any(|w| w.contains("shorter than 12")));
+        assert!(
+            sink.warnings()
+                .iter()
+                .any(|w| w.contains("shorter than 12"))
+        );
     }
 
     #[test]
@@ -402,16 +474,33 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let clock = FixedClock::at(t0());
         for (name, days) in [("soon", 10), ("later", 100), ("gone", 1)] {
-            let args = SetupJwtArgs { key_name: Some(name.into()), cert_days: Some(days), ..Default::default() };
-            setup_jwt(&ctx(tmp.path(), &clock), args, &mut RecordingSink::default()).unwrap();
+            let args = SetupJwtArgs {
+                key_name: Some(name.into()),
+                cert_days: Some(days),
+                ..Default::default()
+            };
+            setup_jwt(
+                &ctx(tmp.path(), &clock),
+                args,
+                &mut RecordingSink::default(),
+            )
+            .unwrap();
         }
         clock.advance(time::Duration::days(2));
         let mut sink = RecordingSink::default();
         list_keys(&ctx(tmp.path(), &clock), &mut sink).unwrap();
-        let statuses: Vec<_> = sink.result_sets[0].rows.iter().map(|r| (r[0].display(), r[1].display())).collect();
+        let statuses: Vec<_> = sink.result_sets[0]
+            .rows
+            .iter()
+            .map(|r| (r[0].display(), r[1].display()))
+            .collect();
         assert_eq!(
             statuses,
-            [("gone".into(), "expired".into()), ("later".into(), "valid".into()), ("soon".into(), "expires soon".into())]
+            [
+                ("gone".into(), "expired".into()),
+                ("later".into(), "valid".into()),
+                ("soon".into(), "expires soon".into())
+            ]
         );
         assert_eq!(sink.warnings().len(), 2);
     }
@@ -423,7 +512,12 @@ mod tests {
         let missing = tmp.path().join("missing");
         let err = list_keys(&ctx(&missing, &clock), &mut RecordingSink::default()).unwrap_err();
         assert_eq!(err.code, ErrorCode::DataDirMissing);
-        let err = remove_jwt(&ctx(tmp.path(), &clock), "none", &mut RecordingSink::default()).unwrap_err();
+        let err = remove_jwt(
+            &ctx(tmp.path(), &clock),
+            "none",
+            &mut RecordingSink::default(),
+        )
+        .unwrap_err();
         assert_eq!(err.code, ErrorCode::KeyNotFound);
         assert!(err.hint.unwrap().contains("no keypairs"));
     }

@@ -104,7 +104,11 @@ pub struct SlamError {
 impl SlamError {
     /// An error with no hint.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), hint: None }
+        Self {
+            code,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     /// Adds the line telling the user what to do.
@@ -136,10 +140,21 @@ mod tests {
         let mut numbers = HashSet::new();
         let mut names = HashSet::new();
         for code in ErrorCode::ALL {
-            assert!(numbers.insert(code.number()), "duplicate number {}", code.number());
-            assert!(names.insert(code.as_str()), "duplicate code {}", code.as_str());
+            assert!(
+                numbers.insert(code.number()),
+                "duplicate number {}",
+                code.number()
+            );
+            assert!(
+                names.insert(code.as_str()),
+                "duplicate code {}",
+                code.as_str()
+            );
             assert_eq!(ErrorCode::from_number(code.number()), Some(*code));
-            assert!(code.number() >= 50000, "SQL Server reserves numbers below 50000");
+            assert!(
+                code.number() >= 50000,
+                "SQL Server reserves numbers below 50000"
+            );
             assert!(code.as_str().starts_with("SLAM_"));
         }
     }
@@ -149,7 +164,10 @@ mod tests {
         let catalogue = include_str!("../../../docs/errors.md");
         for code in ErrorCode::ALL {
             let row = format!("| {} | `{}` |", code.number(), code.as_str());
-            assert!(catalogue.contains(&row), "docs/errors.md lacks the row starting `{row}`");
+            assert!(
+                catalogue.contains(&row),
+                "docs/errors.md lacks the row starting `{row}`"
+            );
         }
     }
 
@@ -164,7 +182,11 @@ mod tests {
 
     #[test]
     fn display_puts_hint_on_its_own_line() {
-        let e = SlamError::new(ErrorCode::KeyNotFound, "no keypair named `x`").with_hint("run `slam list-keys`");
-        assert_eq!(e.to_string(), "no keypair named `x`\nhint: run `slam list-keys`");
+        let e = SlamError::new(ErrorCode::KeyNotFound, "no keypair named `x`")
+            .with_hint("run `slam list-keys`");
+        assert_eq!(
+            e.to_string(),
+            "no keypair named `x`\nhint: run `slam list-keys`"
+        );
     }
 }

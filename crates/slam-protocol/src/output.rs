@@ -114,7 +114,10 @@ impl ResultSet {
         Self {
             columns: columns
                 .iter()
-                .map(|(name, ty)| Column { name: (*name).to_string(), ty: *ty })
+                .map(|(name, ty)| Column {
+                    name: (*name).to_string(),
+                    ty: *ty,
+                })
                 .collect(),
             rows: Vec::new(),
         }
@@ -124,7 +127,11 @@ impl ResultSet {
     /// debug builds and by tests; release builds pad or truncate rather than panic,
     /// because this code may one day run behind the XP boundary.
     pub fn push(&mut self, mut row: Vec<Value>) {
-        debug_assert_eq!(row.len(), self.columns.len(), "row width must match columns");
+        debug_assert_eq!(
+            row.len(),
+            self.columns.len(),
+            "row width must match columns"
+        );
         row.resize(self.columns.len(), Value::Null);
         self.rows.push(row);
     }
@@ -205,7 +212,10 @@ impl RecordingSink {
 
 impl OutputSink for RecordingSink {
     fn message(&mut self, severity: Severity, text: &str) {
-        self.messages.push(Message { severity, text: text.to_string() });
+        self.messages.push(Message {
+            severity,
+            text: text.to_string(),
+        });
     }
     fn result_set(&mut self, result: ResultSet) {
         self.result_sets.push(result);

@@ -11,12 +11,13 @@ mod name;
 mod vault;
 
 pub use material::{
-    CertificateInfo, GeneratedKeypair, MaterialError, PBKDF2_ITERATIONS, RSA_BITS, generate, inspect_certificate,
-    private_key_is_encrypted,
+    CertificateInfo, GeneratedKeypair, MaterialError, PBKDF2_ITERATIONS, RSA_BITS, generate,
+    inspect_certificate, private_key_is_encrypted,
 };
 pub use name::{KeyName, KeyNameError, MAX_KEY_NAME_CHARS};
 pub use vault::{
-    CertificateState, KeyEntry, KeyVault, PrivateKeyState, RemoveOutcome, Replaced, SetupOutcome, SetupParams,
+    CertificateState, KeyEntry, KeyVault, PrivateKeyState, RemoveOutcome, Replaced, Reservation,
+    SetupOutcome, SetupParams,
 };
 
 use crate::data_dir::DataDirError;

@@ -113,6 +113,61 @@ pub struct KeyEntry {
     pub certificate: CertificateState,
 }
 
+impl SetupParams {
+    /// Checks the parameters that need no file access.
+    pub fn validate(&self) -> Result<(), KeyError> {
+        if !CERT_DAYS_RANGE.contains(&self.cert_days) {
+            return Err(KeyError::CertDays(self.cert_days));
+        }
+        if self
+            .passphrase
+            .as_ref()
+            .is_some_and(|p| p.expose_secret().is_empty())
+        {
+            return Err(KeyError::EmptyPassphrase);
+        }
+        Ok(())
+    }
+}
+
+/// A name locked for writing, with the decision about what it replaces.
+pub struct Reservation<'v> {
+    vault: &'v KeyVault,
+    name: KeyName,
+    replaced: Option<Replaced>,
+    _lock: FileLock,
+}
+
+impl Reservation<'_> {
+    /// What writing will replace, if anything.
+    pub fn replaced(&self) -> Option<Replaced> {
+        self.replaced
+    }
+
+    /// Generates the keypair (the slow part: RSA key generation and the KDF) and
+    /// writes it, then releases the lock.
+    pub fn write(self, params: &SetupParams, clock: &dyn Clock) -> Result<SetupOutcome, KeyError> {
+        params.validate()?;
+        let now = clock.now();
+        let generated = material::generate(
+            &self.name,
+            params.passphrase.as_ref(),
+            now - NOT_BEFORE_BACKDATE,
+            now + Duration::days(params.cert_days),
+        )?;
+        self.vault.write_pair(&self.name, &generated)?;
+        tracing::info!(key_name = %self.name, encrypted = params.passphrase.is_some(), "keypair written");
+        Ok(SetupOutcome {
+            private_key_path: self.vault.private_key_path(&self.name),
+            certificate_path: self.vault.certificate_path(&self.name),
+            name: self.name,
+            encrypted: params.passphrase.is_some(),
+            certificate: generated.certificate,
+            replaced: self.replaced,
+        })
+    }
+}
+
 /// `DATA_DIR/keys`, opened and made private.
 #[derive(Debug, Clone)]
 pub struct KeyVault {
@@ -123,8 +178,10 @@ impl KeyVault {
     /// Opens the vault of `data_dir`, creating `keys/` (owner-only) if needed.
     pub fn open(data_dir: &DataDir) -> Result<Self, KeyError> {
         let dir = data_dir.keys_dir();
-        fs_private::ensure_private_dir(&dir)
-            .map_err(|source| DataDirError::Unusable { path: dir.clone(), source })?;
+        fs_private::ensure_private_dir(&dir).map_err(|source| DataDirError::Unusable {
+            path: dir.clone(),
+            source,
+        })?;
         Ok(Self { dir })
     }
 
@@ -156,61 +213,61 @@ impl KeyVault {
     }
 
     fn recover(&self, name: &KeyName) -> Result<(), KeyError> {
-        let marker = self.staged(name, "commit");
+        if self.staged(name, "commit").exists() {
+            tracing::warn!(key_name = %name, "completing an interrupted keypair write");
+            self.complete_commit(name)
+        } else {
+            for staged in [self.staged(name, "pem.new"), self.staged(name, "crt.new")] {
+                if fs_private::remove_if_exists(&staged).map_err(io_error("removing", &staged))? {
+                    tracing::warn!(key_name = %name, "discarded a partial keypair write");
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// Renames whatever staged files remain into place, then drops the marker.
+    fn complete_commit(&self, name: &KeyName) -> Result<(), KeyError> {
         let pairs = [
             (self.staged(name, "pem.new"), self.private_key_path(name)),
             (self.staged(name, "crt.new"), self.certificate_path(name)),
         ];
-        if marker.exists() {
-            tracing::warn!(key_name = %name, "completing an interrupted keypair write");
-            for (staged, target) in &pairs {
-                if staged.exists() {
-                    fs::rename(staged, target).map_err(io_error("renaming", staged))?;
-                }
-            }
-            fs_private::sync_dir(&self.dir).map_err(io_error("syncing", &self.dir))?;
-            fs_private::remove_if_exists(&marker).map_err(io_error("removing", &marker))?;
-        } else {
-            for (staged, _) in &pairs {
-                if fs_private::remove_if_exists(staged).map_err(io_error("removing", staged))? {
-                    tracing::warn!(key_name = %name, "discarded a partial keypair write");
-                }
+        for (staged, target) in &pairs {
+            if staged.exists() {
+                fs::rename(staged, target).map_err(io_error("renaming", staged))?;
             }
         }
+        fs_private::sync_dir(&self.dir).map_err(io_error("syncing", &self.dir))?;
+        let marker = self.staged(name, "commit");
+        fs_private::remove_if_exists(&marker).map_err(io_error("removing", &marker))?;
         Ok(())
     }
 
-    /// Generates and stores a keypair, following the spec's rules: a keypair whose
-    /// certificate is still valid is only replaced with `force`; an expired one is
-    /// replaced without.
+    /// Generates and stores a keypair in one call: [`SetupParams::validate`], then
+    /// [`reserve`](Self::reserve), then [`Reservation::write`].
     pub fn setup(&self, params: &SetupParams, clock: &dyn Clock) -> Result<SetupOutcome, KeyError> {
-        if !CERT_DAYS_RANGE.contains(&params.cert_days) {
-            return Err(KeyError::CertDays(params.cert_days));
-        }
-        if params.passphrase.as_ref().is_some_and(|p| p.expose_secret().is_empty()) {
-            return Err(KeyError::EmptyPassphrase);
-        }
-        let name = &params.name;
-        let _lock = self.lock(name)?;
-        let now = clock.now();
-        let replaced = self.check_replaceable(name, params.force, now)?;
+        params.validate()?;
+        self.reserve(&params.name, params.force, clock.now())?
+            .write(params, clock)
+    }
 
-        let generated = material::generate(
-            name,
-            params.passphrase.as_ref(),
-            now - NOT_BEFORE_BACKDATE,
-            now + Duration::days(params.cert_days),
-        )?;
-        self.write_pair(name, &generated)?;
-        tracing::info!(key_name = %name, encrypted = params.passphrase.is_some(), "keypair written");
-
-        Ok(SetupOutcome {
+    /// Locks `name` and applies the spec's rules to what is there: a keypair whose
+    /// certificate is still valid is only replaced with `force`; an expired one is
+    /// replaced without. The lock is held until the [`Reservation`] is dropped, so
+    /// of two concurrent setups of one name only one can pass this check.
+    pub fn reserve(
+        &self,
+        name: &KeyName,
+        force: bool,
+        now: OffsetDateTime,
+    ) -> Result<Reservation<'_>, KeyError> {
+        let lock = self.lock(name)?;
+        let replaced = self.check_replaceable(name, force, now)?;
+        Ok(Reservation {
+            vault: self,
             name: name.clone(),
-            private_key_path: self.private_key_path(name),
-            certificate_path: self.certificate_path(name),
-            encrypted: params.passphrase.is_some(),
-            certificate: generated.certificate,
             replaced,
+            _lock: lock,
         })
     }
 
@@ -225,32 +282,61 @@ impl KeyVault {
         let existing_cert = match fs::read(&cert_path) {
             Ok(bytes) => Some(material::inspect_certificate(&bytes)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(source) => return Err(KeyError::Io { action: "reading", path: cert_path, source }),
+            Err(source) => {
+                return Err(KeyError::Io {
+                    action: "reading",
+                    path: cert_path,
+                    source,
+                });
+            }
         };
         let key_exists = self.private_key_path(name).exists();
         match existing_cert {
-            Some(Ok(info)) if info.is_expired(now) => Ok(Some(Replaced::Expired { not_after: info.not_after })),
-            Some(Ok(info)) if force => Ok(Some(Replaced::StillValid { not_after: info.not_after })),
-            Some(Ok(info)) => Err(KeyError::Exists { name: name.clone(), not_after: info.not_after }),
+            Some(Ok(info)) if info.is_expired(now) => Ok(Some(Replaced::Expired {
+                not_after: info.not_after,
+            })),
+            Some(Ok(info)) if force => Ok(Some(Replaced::StillValid {
+                not_after: info.not_after,
+            })),
+            Some(Ok(info)) => Err(KeyError::Exists {
+                name: name.clone(),
+                not_after: info.not_after,
+            }),
             Some(Err(_)) if force => Ok(Some(Replaced::Incomplete)),
-            Some(Err(source)) => Err(KeyError::UnreadableCertificate { path: cert_path, source }),
+            Some(Err(source)) => Err(KeyError::UnreadableCertificate {
+                path: cert_path,
+                source,
+            }),
             None if key_exists && force => Ok(Some(Replaced::Incomplete)),
             None if key_exists => Err(KeyError::OrphanPrivateKey { name: name.clone() }),
             None => Ok(None),
         }
     }
 
-    fn write_pair(&self, name: &KeyName, generated: &material::GeneratedKeypair) -> Result<(), KeyError> {
+    fn write_pair(
+        &self,
+        name: &KeyName,
+        generated: &material::GeneratedKeypair,
+    ) -> Result<(), KeyError> {
         let staged_key = self.staged(name, "pem.new");
         let staged_cert = self.staged(name, "crt.new");
         let marker = self.staged(name, "commit");
         let stage = || -> Result<(), KeyError> {
-            fs_private::write_durably(&staged_key, generated.private_key_pem.as_bytes(), Visibility::Private)
-                .map_err(io_error("writing", &staged_key))?;
-            fs_private::write_durably(&staged_cert, generated.certificate_pem.as_bytes(), Visibility::Public)
-                .map_err(io_error("writing", &staged_cert))?;
+            fs_private::write_durably(
+                &staged_key,
+                generated.private_key_pem.as_bytes(),
+                Visibility::Private,
+            )
+            .map_err(io_error("writing", &staged_key))?;
+            fs_private::write_durably(
+                &staged_cert,
+                generated.certificate_pem.as_bytes(),
+                Visibility::Public,
+            )
+            .map_err(io_error("writing", &staged_cert))?;
             fs_private::sync_dir(&self.dir).map_err(io_error("syncing", &self.dir))?;
-            fs_private::write_durably(&marker, b"", Visibility::Private).map_err(io_error("writing", &marker))?;
+            fs_private::write_durably(&marker, b"", Visibility::Private)
+                .map_err(io_error("writing", &marker))?;
             fs_private::sync_dir(&self.dir).map_err(io_error("syncing", &self.dir))
         };
         if let Err(e) = stage() {
@@ -261,7 +347,7 @@ impl KeyVault {
             return Err(e);
         }
         // Committed: from here an interruption is completed by the next `lock`.
-        self.recover(name)
+        self.complete_commit(name)
     }
 
     /// Deletes both files of a keypair. Either file alone is removed too (a
@@ -285,7 +371,10 @@ impl KeyVault {
             fs_private::remove_if_exists(&cert_path).map_err(io_error("deleting", &cert_path))?;
         fs_private::sync_dir(&self.dir).map_err(io_error("syncing", &self.dir))?;
         tracing::info!(key_name = %name, "keypair removed");
-        Ok(RemoveOutcome { removed_private_key, removed_certificate })
+        Ok(RemoveOutcome {
+            removed_private_key,
+            removed_certificate,
+        })
     }
 
     /// Every keypair in the vault, sorted by name.
@@ -295,11 +384,16 @@ impl KeyVault {
         for entry in entries {
             let entry = entry.map_err(io_error("listing", &self.dir))?;
             let file_name = entry.file_name();
-            let Some(file_name) = file_name.to_str() else { continue };
+            let Some(file_name) = file_name.to_str() else {
+                continue;
+            };
             if file_name.starts_with('.') {
                 continue;
             }
-            if let Some(stem) = file_name.strip_suffix(".pem").or_else(|| file_name.strip_suffix(".crt")) {
+            if let Some(stem) = file_name
+                .strip_suffix(".pem")
+                .or_else(|| file_name.strip_suffix(".crt"))
+            {
                 names.insert(stem.to_string());
             }
         }
@@ -322,7 +416,8 @@ impl KeyVault {
     pub fn inspect(&self, name: &KeyName) -> Result<Option<KeyEntry>, KeyError> {
         let _lock = self.lock(name)?;
         let entry = self.read_entry(name.as_str());
-        let absent = entry.private_key == PrivateKeyState::Missing && entry.certificate == CertificateState::Missing;
+        let absent = entry.private_key == PrivateKeyState::Missing
+            && entry.certificate == CertificateState::Missing;
         Ok(if absent { None } else { Some(entry) })
     }
 
@@ -344,12 +439,20 @@ impl KeyVault {
                 Err(_) => CertificateState::Unreadable,
             },
         };
-        KeyEntry { name: name.to_string(), private_key, certificate }
+        KeyEntry {
+            name: name.to_string(),
+            private_key,
+            certificate,
+        }
     }
 }
 
 fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> KeyError + 'a {
-    move |source| KeyError::Io { action, path: path.to_path_buf(), source }
+    move |source| KeyError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 #[cfg(test)]
@@ -366,7 +469,12 @@ mod tests {
     }
 
     fn params(name: &str, days: i64, force: bool) -> SetupParams {
-        SetupParams { name: KeyName::parse(name).unwrap(), passphrase: None, cert_days: days, force }
+        SetupParams {
+            name: KeyName::parse(name).unwrap(),
+            passphrase: None,
+            cert_days: days,
+            force,
+        }
     }
 
     fn t0() -> OffsetDateTime {
@@ -381,12 +489,22 @@ mod tests {
         assert_eq!(first.replaced, None);
 
         let again = vault.setup(&params("acme", 2, false), &clock).unwrap_err();
-        assert!(matches!(again, KeyError::Exists { not_after, .. } if not_after == first.certificate.not_after));
+        assert!(
+            matches!(again, KeyError::Exists { not_after, .. } if not_after == first.certificate.not_after)
+        );
 
         clock.advance(Duration::days(2) + Duration::seconds(1));
         let renewed = vault.setup(&params("acme", 2, false), &clock).unwrap();
-        assert_eq!(renewed.replaced, Some(Replaced::Expired { not_after: first.certificate.not_after }));
-        assert_ne!(renewed.certificate.sha256_fingerprint, first.certificate.sha256_fingerprint);
+        assert_eq!(
+            renewed.replaced,
+            Some(Replaced::Expired {
+                not_after: first.certificate.not_after
+            })
+        );
+        assert_ne!(
+            renewed.certificate.sha256_fingerprint,
+            first.certificate.sha256_fingerprint
+        );
     }
 
     #[test]
@@ -395,7 +513,12 @@ mod tests {
         let clock = FixedClock::at(t0());
         let first = vault.setup(&params("acme", 30, false), &clock).unwrap();
         let forced = vault.setup(&params("acme", 30, true), &clock).unwrap();
-        assert_eq!(forced.replaced, Some(Replaced::StillValid { not_after: first.certificate.not_after }));
+        assert_eq!(
+            forced.replaced,
+            Some(Replaced::StillValid {
+                not_after: first.certificate.not_after
+            })
+        );
     }
 
     #[test]
@@ -403,8 +526,15 @@ mod tests {
         let (_tmp, vault) = vault();
         let clock = FixedClock::at(t0());
         let name = KeyName::parse("acme").unwrap();
-        fs::write(vault.private_key_path(&name), "-----BEGIN PRIVATE KEY-----\n").unwrap();
-        assert!(matches!(vault.setup(&params("acme", 1, false), &clock), Err(KeyError::OrphanPrivateKey { .. })));
+        fs::write(
+            vault.private_key_path(&name),
+            "-----BEGIN PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            vault.setup(&params("acme", 1, false), &clock),
+            Err(KeyError::OrphanPrivateKey { .. })
+        ));
         fs::write(vault.certificate_path(&name), "junk").unwrap();
         assert!(matches!(
             vault.setup(&params("acme", 1, false), &clock),
@@ -419,18 +549,28 @@ mod tests {
         let (_tmp, vault) = vault();
         let clock = FixedClock::at(t0());
         for days in [0, -1, 3651] {
-            assert!(matches!(vault.setup(&params("acme", days, false), &clock), Err(KeyError::CertDays(d)) if d == days));
+            assert!(
+                matches!(vault.setup(&params("acme", days, false), &clock), Err(KeyError::CertDays(d)) if d == days)
+            );
         }
         let mut empty_pass = params("acme", 1, false);
         empty_pass.passphrase = Some(secret(""));
-        assert!(matches!(vault.setup(&empty_pass, &clock), Err(KeyError::EmptyPassphrase)));
-        assert_eq!(fs::read_dir(vault.dir()).unwrap().count(), 0, "no file may be left behind");
+        assert!(matches!(
+            vault.setup(&empty_pass, &clock),
+            Err(KeyError::EmptyPassphrase)
+        ));
+        assert_eq!(
+            fs::read_dir(vault.dir()).unwrap().count(),
+            0,
+            "no file may be left behind"
+        );
     }
 
     /// Lays out the files an interrupted write leaves, as a crash would.
     fn interrupted_write(vault: &KeyVault, name: &KeyName, committed: bool) -> (String, String) {
         let clock = FixedClock::at(t0());
-        let kp = material::generate(name, None, clock.now(), clock.now() + Duration::days(9)).unwrap();
+        let kp =
+            material::generate(name, None, clock.now(), clock.now() + Duration::days(9)).unwrap();
         fs::write(vault.staged(name, "pem.new"), kp.private_key_pem.as_bytes()).unwrap();
         fs::write(vault.staged(name, "crt.new"), &kp.certificate_pem).unwrap();
         if committed {
@@ -451,9 +591,17 @@ mod tests {
         interrupted_write(&vault, &name, false);
         let entries = vault.list().unwrap();
         assert_eq!(entries.len(), 1);
-        assert_eq!(fs::read_to_string(vault.private_key_path(&name)).unwrap(), before_key);
-        assert_eq!(fs::read_to_string(vault.certificate_path(&name)).unwrap(), before_cert);
-        assert!(!vault.staged(&name, "pem.new").exists() && !vault.staged(&name, "crt.new").exists());
+        assert_eq!(
+            fs::read_to_string(vault.private_key_path(&name)).unwrap(),
+            before_key
+        );
+        assert_eq!(
+            fs::read_to_string(vault.certificate_path(&name)).unwrap(),
+            before_cert
+        );
+        assert!(
+            !vault.staged(&name, "pem.new").exists() && !vault.staged(&name, "crt.new").exists()
+        );
     }
 
     #[test]
@@ -465,11 +613,23 @@ mod tests {
 
         let (new_key, new_cert) = interrupted_write(&vault, &name, true);
         // The crash happened after the first rename.
-        fs::rename(vault.staged(&name, "pem.new"), vault.private_key_path(&name)).unwrap();
+        fs::rename(
+            vault.staged(&name, "pem.new"),
+            vault.private_key_path(&name),
+        )
+        .unwrap();
         let entry = vault.inspect(&name).unwrap().unwrap();
-        assert_eq!(fs::read_to_string(vault.private_key_path(&name)).unwrap(), new_key);
-        assert_eq!(fs::read_to_string(vault.certificate_path(&name)).unwrap(), new_cert);
-        assert!(matches!(entry.certificate, CertificateState::Present(ref c) if c.days_left(clock.now()) == 9));
+        assert_eq!(
+            fs::read_to_string(vault.private_key_path(&name)).unwrap(),
+            new_key
+        );
+        assert_eq!(
+            fs::read_to_string(vault.certificate_path(&name)).unwrap(),
+            new_cert
+        );
+        assert!(
+            matches!(entry.certificate, CertificateState::Present(ref c) if c.days_left(clock.now()) == 9)
+        );
         assert!(!vault.staged(&name, "commit").exists());
     }
 
@@ -482,7 +642,10 @@ mod tests {
         let one = KeyName::parse("one").unwrap();
         assert_eq!(
             vault.remove(&one).unwrap(),
-            RemoveOutcome { removed_private_key: true, removed_certificate: true }
+            RemoveOutcome {
+                removed_private_key: true,
+                removed_certificate: true
+            }
         );
         assert!(!vault.private_key_path(&one).exists() && !vault.certificate_path(&one).exists());
         match vault.remove(&one) {

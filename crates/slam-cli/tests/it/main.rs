@@ -1,0 +1,11 @@
+//! End-to-end tests of the `slam` binary: real processes, real files, real crypto.
+//!
+//! These run on Linux and, cross-compiled, under Wine (scripts/windows-lane.sh).
+//! The `openssl` cross-checks need the openssl command, so they run on Linux only.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod keys;
+#[cfg(not(windows))]
+mod openssl;
+mod support;
