@@ -5,6 +5,8 @@
 //! result sets to stdout, so `--format json` output can be piped straight into a
 //! script. Exit code 0 means success, 1 a SLAM error, 2 a usage error.
 
+#![forbid(unsafe_code)]
+
 mod render;
 
 use clap::parser::ValueSource;

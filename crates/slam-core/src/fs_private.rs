@@ -3,9 +3,9 @@
 //!
 //! The platform differences live here and only here. On Unix, private means mode
 //! 0600 (files) and 0700 (directories) from the moment of creation, so there is no
-//! window in which another user could open the file. On Windows the files inherit
-//! the data directory's ACL, which the installer restricts to the service account,
-//! SYSTEM and Administrators (see `docs/security.md`).
+//! window in which another user could open the file. On Windows, the private
+//! directory gets a protected DACL (this account, SYSTEM, Administrators) that every
+//! file created inside inherits at creation; see `slam_windows::restrict_to_owner`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -32,6 +32,8 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
     }
+    #[cfg(windows)]
+    slam_windows::restrict_to_owner(dir)?;
     Ok(())
 }
 

@@ -14,6 +14,7 @@
 //!   printing them.
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod clock;
 pub mod data_dir;

@@ -10,6 +10,7 @@
 //! Error numbers live in [`codes`] and nowhere else.
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod codes;
 mod output;

@@ -515,3 +515,36 @@ fn private_key_and_keys_directory_are_owner_only() {
     assert_eq!(mode(&slam.key_file("acme")), 0o600);
     assert_eq!(mode(&slam.cert_file("acme")), 0o644);
 }
+
+#[cfg(windows)]
+#[test]
+fn keys_directory_and_key_files_are_closed_to_other_users() {
+    let slam = Slam::new();
+    setup(&slam, "acme", &[]).ok();
+    if slam_windows::running_under_wine() {
+        eprintln!(
+            "Wine accepts but does not apply file DACLs: the applied ACL is checked on Windows only"
+        );
+        return;
+    }
+    for path in [slam.keys_dir(), slam.key_file("acme")] {
+        let sddl = slam_windows::describe_dacl(&path).unwrap();
+        assert!(
+            sddl.contains(";;;SY)") && sddl.contains(";;;BA)"),
+            "{}: {sddl}",
+            path.display()
+        );
+        for broad in [";;;BU)", ";;;WD)", ";;;AU)"] {
+            assert!(
+                !sddl.contains(broad),
+                "{}: {broad} may not have access: {sddl}",
+                path.display()
+            );
+        }
+    }
+    assert!(
+        slam_windows::describe_dacl(&slam.keys_dir())
+            .unwrap()
+            .starts_with("D:P")
+    );
+}

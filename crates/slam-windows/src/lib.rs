@@ -1,0 +1,17 @@
+//! Win32 helpers for SLAM. The whole crate is empty on other platforms.
+//!
+//! Unsafe code in SLAM's Windows support is confined to this crate, each block with
+//! the reason it is sound.
+//!
+//! Why private directories need code here: on Windows, new folders under
+//! `C:\ProgramData` inherit an ACL that lets every member of `BUILTIN\Users` read
+//! them, and the JWT private keys live under `C:\ProgramData\Speediful\SLAM\keys`.
+//! [`restrict_to_owner`] replaces that inherited ACL with a protected one.
+
+#![cfg(windows)]
+#![deny(missing_docs)]
+#![allow(unsafe_code)]
+
+mod acl;
+
+pub use acl::{describe_dacl, restrict_to_owner, running_under_wine};
