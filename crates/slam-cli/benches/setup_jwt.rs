@@ -21,18 +21,11 @@ const PASSPHRASE: &str = "bench passphrase, long enough";
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().expect("command could not start");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
-    run(Command::new("openssl")
-        .current_dir(dir)
-        .env("BENCH_PASS", PASSPHRASE)
-        .args(args));
+    run(Command::new("openssl").current_dir(dir).env("BENCH_PASS", PASSPHRASE).args(args));
 }
 
 fn slam_setup(dir: &Path) {
@@ -60,31 +53,8 @@ fn openssl_setup(dir: &Path) {
             "rsa_keygen_bits:2048",
         ],
     );
-    openssl(
-        dir,
-        &[
-            "rsa",
-            "-passin",
-            "env:BENCH_PASS",
-            "-in",
-            "server.pass.key",
-            "-out",
-            "server.key",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-key",
-            "server.key",
-            "-subj",
-            "/CN=bench",
-            "-out",
-            "server.csr",
-        ],
-    );
+    openssl(dir, &["rsa", "-passin", "env:BENCH_PASS", "-in", "server.pass.key", "-out", "server.key"]);
+    openssl(dir, &["req", "-new", "-key", "server.key", "-subj", "/CN=bench", "-out", "server.csr"]);
     openssl(
         dir,
         &[
@@ -153,13 +123,9 @@ fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing and
     // expects a quick run.
     let quick = !std::env::args().any(|a| a == "--bench");
-    let runs: usize = std::env::var("SLAM_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if quick { 1 } else { 10 });
-    println!(
-        "setup-jwt: {runs} run(s) each, RSA-2048, passphrase-protected key + self-signed certificate"
-    );
+    let runs: usize =
+        std::env::var("SLAM_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(if quick { 1 } else { 10 });
+    println!("setup-jwt: {runs} run(s) each, RSA-2048, passphrase-protected key + self-signed certificate");
     let slam = measure(runs, slam_setup);
     let guide = measure(runs, openssl_setup);
     let same_kdf = measure(runs, openssl_setup_same_kdf);
@@ -174,12 +140,6 @@ fn main() {
     line("openssl guide sequence (PBKDF2 2,048 iterations)", &guide);
     line("openssl guide + pkcs8 at 600,000 iterations", &same_kdf);
     let ratio = |other: &[Duration]| median(&slam).as_secs_f64() / median(other).as_secs_f64();
-    println!(
-        "  ratio slam / openssl guide:          {:.2}",
-        ratio(&guide)
-    );
-    println!(
-        "  ratio slam / openssl same KDF cost:  {:.2}",
-        ratio(&same_kdf)
-    );
+    println!("  ratio slam / openssl guide:          {:.2}", ratio(&guide));
+    println!("  ratio slam / openssl same KDF cost:  {:.2}", ratio(&same_kdf));
 }

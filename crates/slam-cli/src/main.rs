@@ -14,7 +14,8 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use render::{Format, TerminalSink};
 use slam_core::clock::SystemClock;
 use slam_core::data_dir::DataDir;
-use slam_core::ops::{self, Context, SetupJwtArgs};
+use slam_core::ops::{self, ConnectionArgs, Context, SetupJwtArgs};
+use slam_core::salesforce::{HttpSettings, ResolveOverride};
 use slam_core::secret::{Secret, secret};
 use slam_protocol::{ErrorCode, SlamError};
 use std::io::BufRead;
@@ -39,6 +40,24 @@ struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     format: Format,
 
+    /// A PEM file of extra CA certificates to trust for Salesforce (e.g. a TLS-inspecting
+    /// proxy's CA), besides the operating system's trust store.
+    #[arg(long, global = true, env = "SLAM_CA_FILE", value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+
+    /// Proxy URL for Salesforce (otherwise HTTPS_PROXY / HTTP_PROXY / NO_PROXY apply).
+    #[arg(long, global = true, env = "SLAM_PROXY", value_name = "URL")]
+    proxy: Option<String>,
+
+    /// Seconds one Salesforce request may take, answer included.
+    #[arg(long, global = true, env = "SLAM_HTTP_TIMEOUT", value_name = "SECONDS", default_value_t = 60)]
+    http_timeout: u64,
+
+    /// Send every host under SUFFIX to IP:PORT (TLS still checks the real host name), e.g.
+    /// salesforce.com=127.0.0.1:8443 for the fake Salesforce. Comma-separated.
+    #[arg(long, global = true, env = "SLAM_RESOLVE", value_name = "SUFFIX=IP:PORT", value_delimiter = ',')]
+    resolve: Vec<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -55,12 +74,7 @@ enum Command {
         /// Passphrase that encrypts the private key (strongly recommended; not your
         /// Salesforce password). Prefer --password-stdin or SLAM_KEY_PASSWORD: a value
         /// on the command line is visible to other users of this machine.
-        #[arg(
-            long,
-            env = "SLAM_KEY_PASSWORD",
-            hide_env_values = true,
-            value_name = "PASSPHRASE"
-        )]
+        #[arg(long, env = "SLAM_KEY_PASSWORD", hide_env_values = true, value_name = "PASSPHRASE")]
         password: Option<String>,
         /// Read the passphrase from the first line of standard input.
         #[arg(long, conflicts_with = "password")]
@@ -80,6 +94,41 @@ enum Command {
     },
     /// List the keypairs on this machine with their certificates' expiry and fingerprints.
     ListKeys,
+    /// Log in to Salesforce with connection parameters and run the connection test;
+    /// stores nothing. Takes the same parameters as add-connection.
+    TestLogin(ConnectionFlags),
+}
+
+/// The parameters of SLAM_add_connection.
+#[derive(Debug, clap::Args)]
+struct ConnectionFlags {
+    /// Salesforce username.
+    #[arg(long)]
+    username: Option<String>,
+    /// jwt_bearer (recommended) or security_token.
+    #[arg(long, default_value = "security_token")]
+    auth_method: String,
+    /// Consumer Key of the External Client App (jwt_bearer).
+    #[arg(long)]
+    consumer_key: Option<String>,
+    /// Keypair from setup-jwt (jwt_bearer).
+    #[arg(long)]
+    key_name: Option<String>,
+    /// Passphrase of the keypair (jwt_bearer). Prefer SLAM_KEY_PASSWORD.
+    #[arg(long, env = "SLAM_KEY_PASSWORD", hide_env_values = true)]
+    key_password: Option<String>,
+    /// Salesforce password (security_token). Prefer SLAM_PASSWORD.
+    #[arg(long, env = "SLAM_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Salesforce security token (security_token). Prefer SLAM_TOKEN.
+    #[arg(long, env = "SLAM_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// login, test, or a My Domain such as acme.my or acme--partial.sandbox.my.
+    #[arg(long, default_value = "login")]
+    domain: String,
+    /// Salesforce API version.
+    #[arg(long, default_value_t = 60, allow_negative_numbers = true)]
+    api_version: i64,
 }
 
 fn main() -> ExitCode {
@@ -108,57 +157,94 @@ fn init_logging() {
 
 fn run(cli: Cli, matches: &ArgMatches, sink: &mut TerminalSink) -> Result<(), SlamError> {
     let clock = SystemClock;
-    let ctx = Context {
-        data_dir: cli.data_dir.unwrap_or_else(DataDir::default_path),
-        clock: &clock,
-    };
+    let http = http_settings(&cli)?;
+    let ctx = Context { data_dir: cli.data_dir.unwrap_or_else(DataDir::default_path), clock: &clock, http };
+    let sub = matches.subcommand().map(|(_, m)| m);
     match cli.command {
-        Command::SetupJwt {
-            key_name,
-            password,
-            password_stdin,
-            cert_days,
-            force,
-        } => {
+        Command::SetupJwt { key_name, password, password_stdin, cert_days, force } => {
             let password = if password_stdin {
                 Some(read_stdin_secret()?)
             } else {
-                let from_command_line = matches
-                    .subcommand_matches("setup-jwt")
-                    .and_then(|m| m.value_source("password"))
-                    == Some(ValueSource::CommandLine);
-                if from_command_line {
-                    sink.warning_now(
-                        "`--password` on the command line is visible to other users of this machine and \
-                         stays in shell history; prefer `--password-stdin` or the SLAM_KEY_PASSWORD variable.",
-                    );
-                }
-                password.map(secret)
+                secret_flag(sub, "password", "--password-stdin` or the SLAM_KEY_PASSWORD variable", password, sink)
             };
-            ops::setup_jwt(
-                &ctx,
-                SetupJwtArgs {
-                    key_name,
-                    password,
-                    cert_days,
-                    force,
-                },
-                sink,
-            )
+            ops::setup_jwt(&ctx, SetupJwtArgs { key_name, password, cert_days, force }, sink)
         }
         Command::RemoveJwt { key_name } => ops::remove_jwt(&ctx, &key_name, sink),
         Command::ListKeys => ops::list_keys(&ctx, sink),
+        Command::TestLogin(flags) => {
+            sink.set_json_envelope(true);
+            let args = ConnectionArgs {
+                username: flags.username,
+                auth_method: Some(flags.auth_method),
+                consumer_key: flags.consumer_key,
+                key_name: flags.key_name,
+                key_password: secret_flag(
+                    sub,
+                    "key_password",
+                    "the SLAM_KEY_PASSWORD variable",
+                    flags.key_password,
+                    sink,
+                ),
+                password: secret_flag(sub, "password", "the SLAM_PASSWORD variable", flags.password, sink),
+                token: secret_flag(sub, "token", "the SLAM_TOKEN variable", flags.token, sink),
+                domain: Some(flags.domain),
+                api_version: Some(flags.api_version),
+            };
+            block_on(ops::test_login(&ctx, args, sink))
+        }
     }
+}
+
+/// Runs an async operation on a runtime that lives only for this call.
+fn block_on<T>(future: impl std::future::Future<Output = Result<T, SlamError>>) -> Result<T, SlamError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SlamError::new(ErrorCode::Internal, format!("starting the async runtime failed: {e}")))?;
+    runtime.block_on(future)
+}
+
+/// A secret flag's value; warns when it came from the command line, where other
+/// users can read it (process list, shell history).
+fn secret_flag(
+    matches: Option<&ArgMatches>,
+    id: &str,
+    better: &str,
+    value: Option<String>,
+    sink: &mut TerminalSink,
+) -> Option<Secret> {
+    if matches.and_then(|m| m.value_source(id)) == Some(ValueSource::CommandLine) {
+        sink.warning_now(&format!(
+            "`--{}` on the command line is visible to other users of this machine and stays in shell history; \
+             prefer `{better}.",
+            id.replace('_', "-")
+        ));
+    }
+    value.map(secret)
+}
+
+fn http_settings(cli: &Cli) -> Result<HttpSettings, SlamError> {
+    let resolve = cli
+        .resolve
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| ResolveOverride::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SlamError::new(ErrorCode::InvalidArgument, e).with_hint("write `--resolve SUFFIX=IP:PORT`"))?;
+    Ok(HttpSettings {
+        extra_ca_file: cli.ca_file.clone(),
+        proxy: cli.proxy.clone(),
+        request_timeout: std::time::Duration::from_secs(cli.http_timeout.max(1)),
+        resolve,
+        ..HttpSettings::default()
+    })
 }
 
 /// The first line of standard input, without its line ending.
 fn read_stdin_secret() -> Result<Secret, SlamError> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).map_err(|e| {
-        SlamError::new(
-            ErrorCode::InvalidArgument,
-            format!("reading the passphrase from standard input failed: {e}"),
-        )
+        SlamError::new(ErrorCode::InvalidArgument, format!("reading the passphrase from standard input failed: {e}"))
     })?;
     let trimmed = line.trim_end_matches(['\r', '\n']).to_string();
     // Overwrite the buffer we read into; `Secret` owns the only copy from here.

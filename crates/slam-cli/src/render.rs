@@ -22,14 +22,18 @@ pub enum Format {
 pub struct TerminalSink {
     format: Format,
     result_sets: Vec<ResultSet>,
+    json_envelope: bool,
 }
 
 impl TerminalSink {
     pub fn new(format: Format) -> Self {
-        Self {
-            format,
-            result_sets: Vec::new(),
-        }
+        Self { format, result_sets: Vec::new(), json_envelope: false }
+    }
+
+    /// Print a one-row result as `{"ok":true, ...columns}` in JSON (commands whose
+    /// answer is one object, like test-login).
+    pub fn set_json_envelope(&mut self, on: bool) {
+        self.json_envelope = on;
     }
 
     /// A warning from the CLI itself (not from the operation).
@@ -43,11 +47,7 @@ impl TerminalSink {
         let mut out = stdout.lock();
         if let Some(error) = error {
             eprintln!("error: {error}");
-            eprintln!(
-                "(SLAM error {} {})",
-                error.code.number(),
-                error.code.as_str()
-            );
+            eprintln!("(SLAM error {} {})", error.code.number(), error.code.as_str());
             if self.format == Format::Json {
                 let json = serde_json::json!({
                     "ok": false,
@@ -63,11 +63,9 @@ impl TerminalSink {
             return ExitCode::from(1);
         }
         let written = match self.format {
+            Format::Json if self.json_envelope => write_envelope(&mut out, &self.result_sets),
             Format::Json => write_json(&mut out, &self.result_sets),
-            Format::Table => self
-                .result_sets
-                .iter()
-                .try_for_each(|rs| write_table(&mut out, rs)),
+            Format::Table => self.result_sets.iter().try_for_each(|rs| write_table(&mut out, rs)),
         };
         match written.and_then(|()| out.flush()) {
             Ok(()) => ExitCode::SUCCESS,
@@ -103,6 +101,20 @@ fn write_json(out: &mut impl Write, result_sets: &[ResultSet]) -> std::io::Resul
     writeln!(out, "{text}")
 }
 
+fn write_envelope(out: &mut impl Write, result_sets: &[ResultSet]) -> std::io::Result<()> {
+    let mut object = serde_json::Map::new();
+    object.insert("ok".into(), serde_json::Value::Bool(true));
+    for rs in result_sets {
+        if let Some(serde_json::Value::Object(row)) =
+            rs.to_json_objects().as_array().and_then(|rows| rows.first()).cloned()
+        {
+            object.extend(row);
+        }
+    }
+    let text = serde_json::to_string_pretty(&serde_json::Value::Object(object)).map_err(std::io::Error::other)?;
+    writeln!(out, "{text}")
+}
+
 fn write_table(out: &mut impl Write, rs: &ResultSet) -> std::io::Result<()> {
     if rs.rows.len() == 1 {
         let width = rs.columns.iter().map(|c| c.name.len()).max().unwrap_or(0);
@@ -111,49 +123,22 @@ fn write_table(out: &mut impl Write, rs: &ResultSet) -> std::io::Result<()> {
         }
         return Ok(());
     }
-    let cells: Vec<Vec<String>> = rs
-        .rows
-        .iter()
-        .map(|row| row.iter().map(|v| v.display()).collect())
-        .collect();
+    let cells: Vec<Vec<String>> = rs.rows.iter().map(|row| row.iter().map(|v| v.display()).collect()).collect();
     let widths: Vec<usize> = rs
         .columns
         .iter()
         .enumerate()
-        .map(|(i, c)| {
-            cells
-                .iter()
-                .map(|row| row[i].chars().count())
-                .chain([c.name.len()])
-                .max()
-                .unwrap_or(0)
-        })
+        .map(|(i, c)| cells.iter().map(|row| row[i].chars().count()).chain([c.name.len()]).max().unwrap_or(0))
         .collect();
     let line = |values: Vec<&str>| {
-        let padded: Vec<String> = values
-            .iter()
-            .zip(&widths)
-            .map(|(v, w)| format!("{v:w$}"))
-            .collect();
+        let padded: Vec<String> = values.iter().zip(&widths).map(|(v, w)| format!("{v:w$}")).collect();
         padded.join("  ").trim_end().to_string()
     };
+    writeln!(out, "{}", line(rs.columns.iter().map(|c| c.name.as_str()).collect()))?;
     writeln!(
         out,
         "{}",
-        line(rs.columns.iter().map(|c| c.name.as_str()).collect())
-    )?;
-    writeln!(
-        out,
-        "{}",
-        line(
-            widths
-                .iter()
-                .map(|w| "-".repeat(*w))
-                .collect::<Vec<_>>()
-                .iter()
-                .map(String::as_str)
-                .collect()
-        )
+        line(widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().iter().map(String::as_str).collect())
     )?;
     for row in &cells {
         writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;

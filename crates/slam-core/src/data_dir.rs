@@ -46,9 +46,8 @@ impl DataDir {
     pub fn default_path() -> PathBuf {
         #[cfg(windows)]
         {
-            let program_data = std::env::var_os("ProgramData")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"));
+            let program_data =
+                std::env::var_os("ProgramData").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"));
             program_data.join("Speediful").join("SLAM")
         }
         #[cfg(not(windows))]
@@ -60,20 +59,14 @@ impl DataDir {
     /// Opens an existing data directory. Relative paths are made absolute so every
     /// path we print is one a DBA can paste.
     pub fn open(path: &Path) -> Result<Self, DataDirError> {
-        let root = std::path::absolute(path).map_err(|source| DataDirError::Unusable {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let root =
+            std::path::absolute(path).map_err(|source| DataDirError::Unusable { path: path.to_path_buf(), source })?;
         match std::fs::metadata(&root) {
             Ok(meta) if meta.is_dir() => Ok(Self { root }),
             Ok(_) => Err(DataDirError::NotADirectory { path: root }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                Err(DataDirError::Missing { path: root })
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(DataDirError::Missing { path: root }),
             // A component that is a file reports NotADirectory on Unix.
-            Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
-                Err(DataDirError::NotADirectory { path: root })
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => Err(DataDirError::NotADirectory { path: root }),
             Err(source) => Err(DataDirError::Unusable { path: root, source }),
         }
     }
@@ -97,17 +90,11 @@ mod tests {
     fn missing_and_file_paths_are_told_apart() {
         let tmp = tempfile::tempdir().unwrap();
         let missing = tmp.path().join("nope");
-        assert!(matches!(
-            DataDir::open(&missing),
-            Err(DataDirError::Missing { .. })
-        ));
+        assert!(matches!(DataDir::open(&missing), Err(DataDirError::Missing { .. })));
 
         let file = tmp.path().join("file");
         std::fs::write(&file, b"x").unwrap();
-        assert!(matches!(
-            DataDir::open(&file),
-            Err(DataDirError::NotADirectory { .. })
-        ));
+        assert!(matches!(DataDir::open(&file), Err(DataDirError::NotADirectory { .. })));
         assert!(matches!(
             DataDir::open(&file.join("below")),
             Err(DataDirError::NotADirectory { .. } | DataDirError::Missing { .. })

@@ -39,11 +39,7 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> io::Result<()> {
 
 /// Writes `contents` to a new file at `path` (replacing any leftover), with the
 /// requested visibility from creation on, and flushes it to disk.
-pub(crate) fn write_durably(
-    path: &Path,
-    contents: &[u8],
-    visibility: Visibility,
-) -> io::Result<()> {
+pub(crate) fn write_durably(path: &Path, contents: &[u8], visibility: Visibility) -> io::Result<()> {
     let mut options = OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -94,12 +90,7 @@ pub(crate) struct FileLock {
 impl FileLock {
     /// Blocks until this process holds the lock at `path`, creating the file.
     pub(crate) fn acquire(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
         file.lock()?;
         Ok(Self { _file: file })
     }

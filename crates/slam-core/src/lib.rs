@@ -8,6 +8,8 @@
 //! - [`keys`]: the JWT key vault — RSA keypairs and self-signed certificates under
 //!   `DATA_DIR/keys`, generated, listed and removed safely.
 //! - [`data_dir`]: where SLAM keeps its state, and checks that it is usable.
+//! - [`salesforce`]: logging in (JWT Bearer, SOAP `login()`) and the connection test,
+//!   over one HTTPS client with explicit trust, proxy, timeout and retry rules.
 //! - [`clock`]: the current time, behind a trait so certificate validity can be
 //!   tested at any instant.
 //! - [`secret`]: the type that carries passwords and passphrases without ever
@@ -21,4 +23,5 @@ pub mod data_dir;
 mod fs_private;
 pub mod keys;
 pub mod ops;
+pub mod salesforce;
 pub mod secret;

@@ -9,13 +9,20 @@
 use crate::clock::Clock;
 use crate::data_dir::{DataDir, DataDirError};
 use crate::keys::{
-    self, CertificateState, KeyError, KeyName, KeyVault, PrivateKeyState, Replaced, SetupParams,
+    self, CertificateState, KeyError, KeyName, KeyVault, PrivateKeyState, Replaced, SetupParams, UnlockError,
 };
 use crate::secret::{ExposeSecret, Secret};
 use slam_protocol::{ColumnType, ErrorCode, OutputSink, ResultSet, SlamError, Value};
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+mod login;
+
+pub use login::{
+    AuthMethod, ConnectionArgs, ConnectionPlan, Credentials, LoginOutcome, SOAP_RETIREMENT_WARNING, login_and_test,
+    test_login, validate,
+};
 
 /// Certificates expiring within this many days are called out.
 pub const EXPIRY_WARNING_DAYS: i64 = 30;
@@ -29,12 +36,13 @@ pub struct Context<'a> {
     pub data_dir: PathBuf,
     /// The time source.
     pub clock: &'a dyn Clock,
+    /// How to reach Salesforce.
+    pub http: crate::salesforce::HttpSettings,
 }
 
 impl Context<'_> {
     fn vault(&self) -> Result<KeyVault, SlamError> {
-        let data_dir =
-            DataDir::open(&self.data_dir).map_err(|e| key_error(KeyError::DataDir(e)))?;
+        let data_dir = DataDir::open(&self.data_dir).map_err(|e| key_error(KeyError::DataDir(e)))?;
         KeyVault::open(&data_dir).map_err(key_error)
     }
 }
@@ -53,22 +61,13 @@ pub struct SetupJwtArgs {
 }
 
 /// `SLAM_setup_jwt`: generate a keypair and self-signed certificate.
-pub fn setup_jwt(
-    ctx: &Context<'_>,
-    args: SetupJwtArgs,
-    sink: &mut dyn OutputSink,
-) -> Result<(), SlamError> {
+pub fn setup_jwt(ctx: &Context<'_>, args: SetupJwtArgs, sink: &mut dyn OutputSink) -> Result<(), SlamError> {
     let (raw_name, from_host_name) = match args.key_name {
         Some(name) => (name, false),
         None => (KeyName::host_default(), true),
     };
-    let name = KeyName::parse(&raw_name).map_err(|reason| {
-        key_error(KeyError::InvalidName {
-            name: raw_name.clone(),
-            reason,
-            from_host_name,
-        })
-    })?;
+    let name = KeyName::parse(&raw_name)
+        .map_err(|reason| key_error(KeyError::InvalidName { name: raw_name.clone(), reason, from_host_name }))?;
     let params = SetupParams {
         name,
         passphrase: args.password,
@@ -86,14 +85,8 @@ pub fn setup_jwt(
             params.name
         ));
     }
-    let reservation = vault
-        .reserve(&params.name, params.force, ctx.clock.now())
-        .map_err(key_error)?;
-    sink.info(&format!(
-        "Generating an RSA-{} keypair `{}`...",
-        keys::RSA_BITS,
-        params.name
-    ));
+    let reservation = vault.reserve(&params.name, params.force, ctx.clock.now()).map_err(key_error)?;
+    sink.info(&format!("Generating an RSA-{} keypair `{}`...", keys::RSA_BITS, params.name));
     let outcome = reservation.write(&params, ctx.clock).map_err(key_error)?;
     let cert = &outcome.certificate;
 
@@ -109,10 +102,9 @@ pub fn setup_jwt(
             outcome.name,
             utc(not_after)
         )),
-        Some(Replaced::Incomplete) => sink.warning(&format!(
-            "Replaced an incomplete or unreadable keypair `{}` (`@force = 1`).",
-            outcome.name
-        )),
+        Some(Replaced::Incomplete) => {
+            sink.warning(&format!("Replaced an incomplete or unreadable keypair `{}` (`@force = 1`).", outcome.name))
+        }
         None => {}
     }
     match &params.passphrase {
@@ -173,34 +165,20 @@ pub fn setup_jwt(
 }
 
 /// `SLAM_remove_jwt`: delete a keypair's files from this machine.
-pub fn remove_jwt(
-    ctx: &Context<'_>,
-    key_name: &str,
-    sink: &mut dyn OutputSink,
-) -> Result<(), SlamError> {
+pub fn remove_jwt(ctx: &Context<'_>, key_name: &str, sink: &mut dyn OutputSink) -> Result<(), SlamError> {
     let name = KeyName::parse(key_name).map_err(|reason| {
-        key_error(KeyError::InvalidName {
-            name: key_name.to_string(),
-            reason,
-            from_host_name: false,
-        })
+        key_error(KeyError::InvalidName { name: key_name.to_string(), reason, from_host_name: false })
     })?;
     let vault = ctx.vault()?;
     let outcome = vault.remove(&name).map_err(key_error)?;
     let key_path = vault.private_key_path(&name);
     let cert_path = vault.certificate_path(&name);
-    let deleted: Vec<String> = [
-        (outcome.removed_private_key, &key_path),
-        (outcome.removed_certificate, &cert_path),
-    ]
-    .into_iter()
-    .filter(|(removed, _)| *removed)
-    .map(|(_, path)| path.display().to_string())
-    .collect();
-    sink.info(&format!(
-        "Removed keypair `{name}`: deleted {}.",
-        deleted.join(" and ")
-    ));
+    let deleted: Vec<String> = [(outcome.removed_private_key, &key_path), (outcome.removed_certificate, &cert_path)]
+        .into_iter()
+        .filter(|(removed, _)| *removed)
+        .map(|(_, path)| path.display().to_string())
+        .collect();
+    sink.info(&format!("Removed keypair `{name}`: deleted {}.", deleted.join(" and ")));
     sink.warning(
         "This does not revoke access in Salesforce: any copy of the private key can still log in. \
          To revoke it, in Salesforce Setup > App Manager edit the External Client App and either \
@@ -265,14 +243,10 @@ pub fn list_keys(ctx: &Context<'_>, sink: &mut dyn OutputSink) -> Result<(), Sla
                 ];
                 (status, columns)
             }
-            CertificateState::Missing => (
-                "certificate missing",
-                [Value::Null, Value::Null, Value::Null, Value::Null],
-            ),
-            CertificateState::Unreadable => (
-                "certificate unreadable",
-                [Value::Null, Value::Null, Value::Null, Value::Null],
-            ),
+            CertificateState::Missing => ("certificate missing", [Value::Null, Value::Null, Value::Null, Value::Null]),
+            CertificateState::Unreadable => {
+                ("certificate unreadable", [Value::Null, Value::Null, Value::Null, Value::Null])
+            }
         };
         let status = match entry.private_key {
             PrivateKeyState::Missing => "private key missing",
@@ -281,16 +255,8 @@ pub fn list_keys(ctx: &Context<'_>, sink: &mut dyn OutputSink) -> Result<(), Sla
         };
         let mut row = vec![entry.name.clone().into(), status.into(), has_passphrase];
         row.extend(cert_columns);
-        row.push(if entry.private_key == PrivateKeyState::Missing {
-            Value::Null
-        } else {
-            path_value(&key_path)
-        });
-        row.push(if entry.certificate == CertificateState::Missing {
-            Value::Null
-        } else {
-            path_value(&cert_path)
-        });
+        row.push(if entry.private_key == PrivateKeyState::Missing { Value::Null } else { path_value(&key_path) });
+        row.push(if entry.certificate == CertificateState::Missing { Value::Null } else { path_value(&cert_path) });
         result.push(row);
     }
     if entries.is_empty() {
@@ -318,9 +284,7 @@ pub fn utc(at: OffsetDateTime) -> String {
 }
 
 fn rfc3339(at: OffsetDateTime) -> Value {
-    at.to_offset(time::UtcOffset::UTC)
-        .format(&Rfc3339)
-        .map_or(Value::Null, Value::Text)
+    at.to_offset(time::UtcOffset::UTC).format(&Rfc3339).map_or(Value::Null, Value::Text)
 }
 
 fn path_value(path: &Path) -> Value {
@@ -328,7 +292,7 @@ fn path_value(path: &Path) -> Value {
 }
 
 /// The message of `error` followed by its causes: "writing x failed: Permission denied".
-fn with_causes(error: &dyn std::error::Error) -> String {
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -340,7 +304,7 @@ fn with_causes(error: &dyn std::error::Error) -> String {
 }
 
 /// Maps a key-vault error to what the user sees.
-fn key_error(error: KeyError) -> SlamError {
+pub(crate) fn key_error(error: KeyError) -> SlamError {
     let message = with_causes(&error);
     match error {
         KeyError::InvalidName { from_host_name: true, .. } => SlamError::new(ErrorCode::KeyNameInvalid, message)
@@ -355,7 +319,9 @@ fn key_error(error: KeyError) -> SlamError {
             "give a real passphrase, or leave `@password` NULL to store the key unencrypted (not recommended)",
         ),
         KeyError::DataDir(DataDirError::Missing { .. }) => SlamError::new(ErrorCode::DataDirMissing, message)
-            .with_hint("create it (the installer does), or point `--data-dir` / `SLAM_DATA_DIR` at the SLAM data directory"),
+            .with_hint(
+                "create it (the installer does), or point `--data-dir` / `SLAM_DATA_DIR` at the SLAM data directory",
+            ),
         KeyError::DataDir(_) => SlamError::new(ErrorCode::DataDirUnusable, message).with_hint(
             "the data directory must be a directory the SLAM service account (or the user running `slam`) can write",
         ),
@@ -375,6 +341,29 @@ fn key_error(error: KeyError) -> SlamError {
         KeyError::Io { .. } => SlamError::new(ErrorCode::KeyFileIo, message)
             .with_hint("check that the SLAM service account can read and write the keys directory"),
         KeyError::Material(_) => SlamError::new(ErrorCode::KeyGenerationFailed, message),
+        KeyError::Unlock { source: UnlockError::PassphraseRequired, .. } => {
+            SlamError::new(ErrorCode::KeyPasswordRequired, message)
+                .with_hint("the keypair was created with `@password`: pass the same passphrase as `@key_password`")
+        }
+        KeyError::Unlock { source: UnlockError::PassphraseWrong, ref name } => {
+            SlamError::new(ErrorCode::KeyPasswordWrong, message).with_hint(format!(
+                "`@key_password` must be the `@password` given to SLAM_setup_jwt for `{name}`. If it is lost, \
+                 create a new keypair (SLAM_setup_jwt @key_name = '{name}', @force = 1) and upload its certificate"
+            ))
+        }
+        KeyError::Unlock { source: UnlockError::Unreadable, .. } => SlamError::new(ErrorCode::KeyFileCorrupt, message)
+            .with_hint("replace the keypair with SLAM_setup_jwt `@force = 1` and upload the new certificate"),
+        KeyError::Unlock { source: UnlockError::Mismatch, ref name } => {
+            SlamError::new(ErrorCode::KeyCertificateMismatch, message).with_hint(format!(
+                "`{name}.pem` and `{name}.crt` were not made together. Run SLAM_setup_jwt @key_name = '{name}', \
+                 @force = 1 and upload the new certificate to the External Client App"
+            ))
+        }
+        KeyError::CertificateExpired { ref name, .. } => SlamError::new(ErrorCode::KeyCertificateExpired, message)
+            .with_hint(format!(
+                "renew it: SLAM_setup_jwt @key_name = '{name}' (no `@force` needed once expired), then upload \
+                 the new {name}.crt to the External Client App (OAuth Settings > Flow Enablement)"
+            )),
     }
 }
 
@@ -386,10 +375,7 @@ mod tests {
     use slam_protocol::RecordingSink;
 
     fn ctx<'a>(dir: &Path, clock: &'a FixedClock) -> Context<'a> {
-        Context {
-            data_dir: dir.to_path_buf(),
-            clock,
-        }
+        Context { data_dir: dir.to_path_buf(), clock, http: Default::default() }
     }
 
     fn t0() -> OffsetDateTime {
@@ -409,31 +395,11 @@ mod tests {
         setup_jwt(&ctx(tmp.path(), &clock), args, &mut sink).unwrap();
         assert!(sink.warnings().is_empty(), "{:?}", sink.warnings());
         let text = sink.infos().join("\n");
-        assert!(
-            text.contains("certificate valid until 2027-09-21 14:13:20 UTC (365 days)"),
-            "{text}"
-        );
-        let crt = tmp
-            .path()
-            .join("keys")
-            .join("acme-prod.crt")
-            .display()
-            .to_string();
-        assert!(
-            text.contains(&format!("upload {crt}")) && text.contains("@key_password"),
-            "{text}"
-        );
+        assert!(text.contains("certificate valid until 2027-09-21 14:13:20 UTC (365 days)"), "{text}");
+        let crt = tmp.path().join("keys").join("acme-prod.crt").display().to_string();
+        assert!(text.contains(&format!("upload {crt}")) && text.contains("@key_password"), "{text}");
         let row = &sink.result_sets[0].rows[0];
-        assert_eq!(
-            row[1],
-            Value::Text(
-                tmp.path()
-                    .join("keys")
-                    .join("acme-prod.pem")
-                    .display()
-                    .to_string()
-            )
-        );
+        assert_eq!(row[1], Value::Text(tmp.path().join("keys").join("acme-prod.pem").display().to_string()));
         assert_eq!(row[3], Value::Bool(true));
         assert_eq!(row[5], Value::Text("2027-09-21T14:13:20Z".into()));
         assert!(!text.contains("a long unique passphrase"));
@@ -444,29 +410,14 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let clock = FixedClock::at(t0());
         let mut sink = RecordingSink::default();
-        let args = SetupJwtArgs {
-            key_name: Some("plain".into()),
-            ..Default::default()
-        };
+        let args = SetupJwtArgs { key_name: Some("plain".into()), ..Default::default() };
         setup_jwt(&ctx(tmp.path(), &clock), args, &mut sink).unwrap();
-        assert!(
-            sink.warnings()
-                .iter()
-                .any(|w| w.contains("stored unencrypted"))
-        );
+        assert!(sink.warnings().iter().any(|w| w.contains("stored unencrypted")));
 
         let mut sink = RecordingSink::default();
-        let args = SetupJwtArgs {
-            key_name: Some("short".into()),
-            password: Some(secret("abc")),
-            ..Default::default()
-        };
+        let args = SetupJwtArgs { key_name: Some("short".into()), password: Some(secret("abc")), ..Default::default() };
         setup_jwt(&ctx(tmp.path(), &clock), args, &mut sink).unwrap();
-        assert!(
-            sink.warnings()
-                .iter()
-                .any(|w| w.contains("shorter than 12"))
-        );
+        assert!(sink.warnings().iter().any(|w| w.contains("shorter than 12")));
     }
 
     #[test]
@@ -474,26 +425,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let clock = FixedClock::at(t0());
         for (name, days) in [("soon", 10), ("later", 100), ("gone", 1)] {
-            let args = SetupJwtArgs {
-                key_name: Some(name.into()),
-                cert_days: Some(days),
-                ..Default::default()
-            };
-            setup_jwt(
-                &ctx(tmp.path(), &clock),
-                args,
-                &mut RecordingSink::default(),
-            )
-            .unwrap();
+            let args = SetupJwtArgs { key_name: Some(name.into()), cert_days: Some(days), ..Default::default() };
+            setup_jwt(&ctx(tmp.path(), &clock), args, &mut RecordingSink::default()).unwrap();
         }
         clock.advance(time::Duration::days(2));
         let mut sink = RecordingSink::default();
         list_keys(&ctx(tmp.path(), &clock), &mut sink).unwrap();
-        let statuses: Vec<_> = sink.result_sets[0]
-            .rows
-            .iter()
-            .map(|r| (r[0].display(), r[1].display()))
-            .collect();
+        let statuses: Vec<_> = sink.result_sets[0].rows.iter().map(|r| (r[0].display(), r[1].display())).collect();
         assert_eq!(
             statuses,
             [
@@ -512,12 +450,7 @@ mod tests {
         let missing = tmp.path().join("missing");
         let err = list_keys(&ctx(&missing, &clock), &mut RecordingSink::default()).unwrap_err();
         assert_eq!(err.code, ErrorCode::DataDirMissing);
-        let err = remove_jwt(
-            &ctx(tmp.path(), &clock),
-            "none",
-            &mut RecordingSink::default(),
-        )
-        .unwrap_err();
+        let err = remove_jwt(&ctx(tmp.path(), &clock), "none", &mut RecordingSink::default()).unwrap_err();
         assert_eq!(err.code, ErrorCode::KeyNotFound);
         assert!(err.hint.unwrap().contains("no keypairs"));
     }

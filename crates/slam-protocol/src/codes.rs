@@ -65,6 +65,70 @@ error_codes! {
     KeyFileCorrupt = 50107, "SLAM_KEY_FILE_CORRUPT";
     /// Generating the key, encrypting it or signing the certificate failed.
     KeyGenerationFailed = 50108, "SLAM_KEY_GENERATION_FAILED";
+    /// The private key is encrypted and `@key_password` was not given.
+    KeyPasswordRequired = 50109, "SLAM_KEY_PASSWORD_REQUIRED";
+    /// `@key_password` does not decrypt the private key.
+    KeyPasswordWrong = 50110, "SLAM_KEY_PASSWORD_WRONG";
+    /// The private key does not belong to the certificate beside it.
+    KeyCertificateMismatch = 50111, "SLAM_KEY_CERTIFICATE_MISMATCH";
+    /// The keypair's certificate has expired, so Salesforce would refuse it.
+    KeyCertificateExpired = 50112, "SLAM_KEY_CERTIFICATE_EXPIRED";
+    /// `@domain` is not a Salesforce login domain.
+    DomainInvalid = 50201, "SLAM_DOMAIN_INVALID";
+    /// `@api_version` is outside the supported range.
+    ApiVersionInvalid = 50202, "SLAM_API_VERSION_INVALID";
+    /// A parameter the chosen `@auth_method` needs is missing.
+    ParameterMissing = 50203, "SLAM_PARAMETER_MISSING";
+    /// `@auth_method` is not `jwt_bearer` or `security_token`.
+    AuthMethodInvalid = 50204, "SLAM_AUTH_METHOD_INVALID";
+    /// Security-token login asked for at API 65.0 or later, where Salesforce removed SOAP `login()`.
+    SoapLoginRetiredVersion = 50205, "SLAM_SOAP_LOGIN_RETIRED_VERSION";
+    /// Salesforce could not be reached (DNS, connection refused, proxy).
+    SalesforceUnreachable = 50301, "SLAM_SF_UNREACHABLE";
+    /// The TLS certificate presented for Salesforce was not trusted.
+    SalesforceTlsUntrusted = 50302, "SLAM_SF_TLS_UNTRUSTED";
+    /// Salesforce did not answer in time.
+    SalesforceTimeout = 50303, "SLAM_SF_TIMEOUT";
+    /// Salesforce answered 5xx, also after retries.
+    SalesforceUnavailable = 50304, "SLAM_SF_UNAVAILABLE";
+    /// The answer was not what Salesforce sends (often a proxy's page).
+    SalesforceUnexpectedResponse = 50305, "SLAM_SF_UNEXPECTED_RESPONSE";
+    /// `@consumer_key` is not known to Salesforce.
+    JwtUnknownConsumerKey = 50310, "SLAM_JWT_UNKNOWN_CONSUMER_KEY";
+    /// The External Client App is not installed in this org.
+    JwtAppNotInstalled = 50311, "SLAM_JWT_APP_NOT_INSTALLED";
+    /// The user is not pre-authorized for the app (or host and audience do not match the org).
+    JwtUserNotApproved = 50312, "SLAM_JWT_USER_NOT_APPROVED";
+    /// Salesforce rejected the signed assertion: the certificate in the app is not this key's.
+    JwtInvalidAssertion = 50313, "SLAM_JWT_INVALID_ASSERTION";
+    /// Salesforce rejected the JWT audience.
+    JwtAudienceInvalid = 50314, "SLAM_JWT_AUDIENCE_INVALID";
+    /// Salesforce considers the JWT expired: this server's clock is off.
+    ClockSkew = 50315, "SLAM_CLOCK_SKEW";
+    /// The Salesforce user is inactive.
+    UserInactive = 50316, "SLAM_SF_USER_INACTIVE";
+    /// Username, password or security token is wrong (or the user is locked out).
+    InvalidLogin = 50320, "SLAM_SF_INVALID_LOGIN";
+    /// The password was accepted only without a security token; one is required.
+    SecurityTokenRequired = 50321, "SLAM_SF_SECURITY_TOKEN_REQUIRED";
+    /// SOAP API `login()` is disabled in this org.
+    SoapLoginDisabled = 50322, "SLAM_SF_SOAP_LOGIN_DISABLED";
+    /// Salesforce says SOAP `login()` is not available at this API version.
+    SoapLoginUnavailable = 50323, "SLAM_SF_SOAP_LOGIN_UNAVAILABLE";
+    /// The API is not enabled for the org or the user.
+    ApiDisabled = 50324, "SLAM_SF_API_DISABLED";
+    /// The user lacks the `Use Any API Auth` permission SOAP `login()` requires.
+    UseAnyApiAuthMissing = 50325, "SLAM_SF_USE_ANY_API_AUTH_MISSING";
+    /// The user's password has expired.
+    PasswordExpired = 50326, "SLAM_SF_PASSWORD_EXPIRED";
+    /// Too many logins for this user in the last hour.
+    LoginRateExceeded = 50327, "SLAM_SF_LOGIN_RATE_EXCEEDED";
+    /// The org does not offer the requested API version.
+    ApiVersionUnsupported = 50328, "SLAM_SF_API_VERSION_UNSUPPORTED";
+    /// The session from the login was rejected by the connection test.
+    SessionInvalid = 50329, "SLAM_SF_SESSION_INVALID";
+    /// Salesforce refused the login for another reason (its code and text are in the message).
+    LoginFailed = 50330, "SLAM_SF_LOGIN_FAILED";
 }
 
 impl From<ErrorCode> for u32 {
@@ -104,11 +168,7 @@ pub struct SlamError {
 impl SlamError {
     /// An error with no hint.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            hint: None,
-        }
+        Self { code, message: message.into(), hint: None }
     }
 
     /// Adds the line telling the user what to do.
@@ -140,21 +200,10 @@ mod tests {
         let mut numbers = HashSet::new();
         let mut names = HashSet::new();
         for code in ErrorCode::ALL {
-            assert!(
-                numbers.insert(code.number()),
-                "duplicate number {}",
-                code.number()
-            );
-            assert!(
-                names.insert(code.as_str()),
-                "duplicate code {}",
-                code.as_str()
-            );
+            assert!(numbers.insert(code.number()), "duplicate number {}", code.number());
+            assert!(names.insert(code.as_str()), "duplicate code {}", code.as_str());
             assert_eq!(ErrorCode::from_number(code.number()), Some(*code));
-            assert!(
-                code.number() >= 50000,
-                "SQL Server reserves numbers below 50000"
-            );
+            assert!(code.number() >= 50000, "SQL Server reserves numbers below 50000");
             assert!(code.as_str().starts_with("SLAM_"));
         }
     }
@@ -164,10 +213,7 @@ mod tests {
         let catalogue = include_str!("../../../docs/errors.md");
         for code in ErrorCode::ALL {
             let row = format!("| {} | `{}` |", code.number(), code.as_str());
-            assert!(
-                catalogue.contains(&row),
-                "docs/errors.md lacks the row starting `{row}`"
-            );
+            assert!(catalogue.contains(&row), "docs/errors.md lacks the row starting `{row}`");
         }
     }
 
@@ -182,11 +228,7 @@ mod tests {
 
     #[test]
     fn display_puts_hint_on_its_own_line() {
-        let e = SlamError::new(ErrorCode::KeyNotFound, "no keypair named `x`")
-            .with_hint("run `slam list-keys`");
-        assert_eq!(
-            e.to_string(),
-            "no keypair named `x`\nhint: run `slam list-keys`"
-        );
+        let e = SlamError::new(ErrorCode::KeyNotFound, "no keypair named `x`").with_hint("run `slam list-keys`");
+        assert_eq!(e.to_string(), "no keypair named `x`\nhint: run `slam list-keys`");
     }
 }

@@ -16,6 +16,4 @@ pub mod codes;
 mod output;
 
 pub use codes::{ErrorCode, SlamError};
-pub use output::{
-    Column, ColumnType, Message, OutputSink, RecordingSink, ResultSet, Severity, Value,
-};
+pub use output::{Column, ColumnType, Message, OutputSink, RecordingSink, ResultSet, Severity, Value};

@@ -112,13 +112,7 @@ impl ResultSet {
     /// A result set with these columns and no rows yet.
     pub fn new(columns: &[(&str, ColumnType)]) -> Self {
         Self {
-            columns: columns
-                .iter()
-                .map(|(name, ty)| Column {
-                    name: (*name).to_string(),
-                    ty: *ty,
-                })
-                .collect(),
+            columns: columns.iter().map(|(name, ty)| Column { name: (*name).to_string(), ty: *ty }).collect(),
             rows: Vec::new(),
         }
     }
@@ -127,11 +121,7 @@ impl ResultSet {
     /// debug builds and by tests; release builds pad or truncate rather than panic,
     /// because this code may one day run behind the XP boundary.
     pub fn push(&mut self, mut row: Vec<Value>) {
-        debug_assert_eq!(
-            row.len(),
-            self.columns.len(),
-            "row width must match columns"
-        );
+        debug_assert_eq!(row.len(), self.columns.len(), "row width must match columns");
         row.resize(self.columns.len(), Value::Null);
         self.rows.push(row);
     }
@@ -202,20 +192,13 @@ impl RecordingSink {
     }
 
     fn texts(&self, severity: Severity) -> Vec<&str> {
-        self.messages
-            .iter()
-            .filter(|m| m.severity == severity)
-            .map(|m| m.text.as_str())
-            .collect()
+        self.messages.iter().filter(|m| m.severity == severity).map(|m| m.text.as_str()).collect()
     }
 }
 
 impl OutputSink for RecordingSink {
     fn message(&mut self, severity: Severity, text: &str) {
-        self.messages.push(Message {
-            severity,
-            text: text.to_string(),
-        });
+        self.messages.push(Message { severity, text: text.to_string() });
     }
     fn result_set(&mut self, result: ResultSet) {
         self.result_sets.push(result);
@@ -236,10 +219,7 @@ mod tests {
         ]);
         rs.push(vec!["acme".into(), 12i64.into(), true.into(), Value::Null]);
         let json = rs.to_json_objects();
-        assert_eq!(
-            json,
-            serde_json::json!([{"name": "acme", "days_left": 12, "has_passphrase": true, "note": null}])
-        );
+        assert_eq!(json, serde_json::json!([{"name": "acme", "days_left": 12, "has_passphrase": true, "note": null}]));
     }
 
     #[test]

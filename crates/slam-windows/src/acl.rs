@@ -8,8 +8,8 @@ use std::ptr;
 use windows_sys::Win32::Foundation::{CloseHandle, ERROR_SUCCESS, HANDLE, LocalFree};
 use windows_sys::Win32::Security::Authorization::{
     ConvertSecurityDescriptorToStringSecurityDescriptorW, ConvertSidToStringSidW,
-    ConvertStringSecurityDescriptorToSecurityDescriptorW, GetNamedSecurityInfoW, SDDL_REVISION_1,
-    SE_FILE_OBJECT, SetNamedSecurityInfoW,
+    ConvertStringSecurityDescriptorToSecurityDescriptorW, GetNamedSecurityInfoW, SDDL_REVISION_1, SE_FILE_OBJECT,
+    SetNamedSecurityInfoW,
 };
 use windows_sys::Win32::Security::{
     ACL, DACL_SECURITY_INFORMATION, GetSecurityDescriptorDacl, GetTokenInformation,
@@ -31,9 +31,7 @@ pub fn restrict_to_owner(path: &Path) -> io::Result<()> {
     let mut dacl: *mut ACL = ptr::null_mut();
     // SAFETY: `descriptor.0` is a valid descriptor; the out pointers are valid
     // locals. `dacl` points into `descriptor`, which outlives its use below.
-    if unsafe { GetSecurityDescriptorDacl(descriptor.0, &mut present, &mut dacl, &mut defaulted) }
-        == 0
-    {
+    if unsafe { GetSecurityDescriptorDacl(descriptor.0, &mut present, &mut dacl, &mut defaulted) } == 0 {
         return Err(io::Error::last_os_error());
     }
     let path_w = wide(path.as_os_str());
@@ -129,15 +127,8 @@ fn token_user_sid(token: HANDLE) -> io::Result<String> {
     // u64 elements keep the buffer aligned for TOKEN_USER (pointer alignment).
     let mut buffer = vec![0u64; (needed as usize).div_ceil(8)];
     // SAFETY: `buffer` holds at least `needed` bytes and is suitably aligned.
-    let ok = unsafe {
-        GetTokenInformation(
-            token,
-            TokenUser,
-            buffer.as_mut_ptr().cast::<c_void>(),
-            needed,
-            &mut needed,
-        )
-    };
+    let ok =
+        unsafe { GetTokenInformation(token, TokenUser, buffer.as_mut_ptr().cast::<c_void>(), needed, &mut needed) };
     if ok == 0 {
         return Err(io::Error::last_os_error());
     }
@@ -244,14 +235,8 @@ mod tests {
         let sid = current_user_sid().unwrap();
         assert!(sid.starts_with("S-1-5-"), "{sid}");
         // Round-trip through Win32's own SDDL parser and printer.
-        let parsed = LocalDescriptor::from_sddl(&private_dacl_sddl(&sid))
-            .unwrap()
-            .to_sddl()
-            .unwrap();
-        assert!(
-            parsed.starts_with("D:P"),
-            "protected from inheritance: {parsed}"
-        );
+        let parsed = LocalDescriptor::from_sddl(&private_dacl_sddl(&sid)).unwrap().to_sddl().unwrap();
+        assert!(parsed.starts_with("D:P"), "protected from inheritance: {parsed}");
         assert_private(&parsed, &sid);
     }
 
@@ -260,9 +245,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         restrict_to_owner(dir.path()).unwrap();
         if running_under_wine() {
-            eprintln!(
-                "Wine accepts but does not apply file DACLs: the applied ACL is checked on Windows only"
-            );
+            eprintln!("Wine accepts but does not apply file DACLs: the applied ACL is checked on Windows only");
             return;
         }
         let sid = current_user_sid().unwrap();
@@ -278,10 +261,6 @@ mod tests {
     fn wine_is_detected_only_under_wine() {
         // The lane runs these binaries under Wine; on Windows this must be false.
         let expected = std::env::var_os("SLAM_EXPECT_WINE").is_some();
-        assert_eq!(
-            running_under_wine(),
-            expected,
-            "set SLAM_EXPECT_WINE=1 when running under Wine"
-        );
+        assert_eq!(running_under_wine(), expected, "set SLAM_EXPECT_WINE=1 when running under Wine");
     }
 }

@@ -18,14 +18,7 @@ fn setup_writes_an_encrypted_key_and_its_matching_certificate() {
     let slam = Slam::new();
     let run = slam
         .run_with_stdin(
-            &[
-                "--format",
-                "json",
-                "setup-jwt",
-                "--key-name",
-                "acme-prod",
-                "--password-stdin",
-            ],
+            &["--format", "json", "setup-jwt", "--key-name", "acme-prod", "--password-stdin"],
             &format!("{PASS}\n"),
         )
         .ok();
@@ -33,38 +26,18 @@ fn setup_writes_an_encrypted_key_and_its_matching_certificate() {
     assert_eq!(row["key_name"], "acme-prod");
     assert_eq!(row["has_passphrase"], true);
     assert_eq!(row["cert_days"], 365);
-    assert_eq!(
-        row["private_key_path"],
-        slam.key_file("acme-prod").display().to_string()
-    );
-    assert_eq!(
-        row["certificate_path"],
-        slam.cert_file("acme-prod").display().to_string()
-    );
-    assert!(
-        run.stderr.contains("upload"),
-        "the next step is shown: {}",
-        run.stderr
-    );
+    assert_eq!(row["private_key_path"], slam.key_file("acme-prod").display().to_string());
+    assert_eq!(row["certificate_path"], slam.cert_file("acme-prod").display().to_string());
+    assert!(run.stderr.contains("upload"), "the next step is shown: {}", run.stderr);
     assert!(run.stderr.contains("certificate valid until"));
-    assert!(
-        run.warnings().is_empty(),
-        "a good passphrase gets no warning: {:?}",
-        run.warnings()
-    );
+    assert!(run.warnings().is_empty(), "a good passphrase gets no warning: {:?}", run.warnings());
 
     let pem = fs::read_to_string(slam.key_file("acme-prod")).unwrap();
     let crt = fs::read_to_string(slam.cert_file("acme-prod")).unwrap();
     assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
-    assert_eq!(
-        private_key_public_der(&pem, Some(PASS)),
-        certificate_public_der(&crt)
-    );
+    assert_eq!(private_key_public_der(&pem, Some(PASS)), certificate_public_der(&crt));
     // Nothing but the pair (and the hidden per-name lock file) is left behind.
-    assert_eq!(
-        slam.key_dir_listing(),
-        [".acme-prod.lock", "acme-prod.crt", "acme-prod.pem"]
-    );
+    assert_eq!(slam.key_dir_listing(), [".acme-prod.lock", "acme-prod.crt", "acme-prod.pem"]);
 }
 
 #[test]
@@ -72,13 +45,7 @@ fn setup_without_a_password_warns_that_the_key_is_unencrypted() {
     let slam = Slam::new();
     let run = setup(&slam, "plain", &[]).ok();
     assert_eq!(run.row()["has_passphrase"], false);
-    assert!(
-        run.warnings()
-            .iter()
-            .any(|w| w.contains("stored unencrypted")),
-        "{}",
-        run.stderr
-    );
+    assert!(run.warnings().iter().any(|w| w.contains("stored unencrypted")), "{}", run.stderr);
     let pem = fs::read_to_string(slam.key_file("plain")).unwrap();
     assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
 }
@@ -89,11 +56,7 @@ fn key_name_defaults_to_the_host_name() {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let run = slam.run(&["--format", "json", "setup-jwt"]).ok();
     assert_eq!(run.row()["key_name"], host.as_str());
-    assert!(
-        run.warnings().iter().any(|w| w.contains("host name")),
-        "{}",
-        run.stderr
-    );
+    assert!(run.warnings().iter().any(|w| w.contains("host name")), "{}", run.stderr);
     assert!(slam.key_file(&host).exists() && slam.cert_file(&host).exists());
 }
 
@@ -101,33 +64,15 @@ fn key_name_defaults_to_the_host_name() {
 fn a_valid_keypair_is_refused_without_force_and_left_untouched() {
     let slam = Slam::new();
     let first = setup(&slam, "acme", &[]).ok().row();
-    let before = (
-        fs::read(slam.key_file("acme")).unwrap(),
-        fs::read(slam.cert_file("acme")).unwrap(),
-    );
+    let before = (fs::read(slam.key_file("acme")).unwrap(), fs::read(slam.cert_file("acme")).unwrap());
 
     let refused = setup(&slam, "acme", &[]).fails_with(50104);
-    let expires = first["expires_at"]
-        .as_str()
-        .unwrap()
-        .replace('T', " ")
-        .replace('Z', " UTC");
-    assert!(
-        refused.stderr.contains(&expires),
-        "names the expiry {expires}: {}",
-        refused.stderr
-    );
+    let expires = first["expires_at"].as_str().unwrap().replace('T', " ").replace('Z', " UTC");
+    assert!(refused.stderr.contains(&expires), "names the expiry {expires}: {}", refused.stderr);
     assert!(refused.stderr.contains("@force = 1"), "{}", refused.stderr);
-    assert!(
-        !refused.stderr.contains("Generating"),
-        "refused before generating: {}",
-        refused.stderr
-    );
+    assert!(!refused.stderr.contains("Generating"), "refused before generating: {}", refused.stderr);
     assert_eq!(refused.json()["error"]["code"], "SLAM_KEY_EXISTS");
-    let after = (
-        fs::read(slam.key_file("acme")).unwrap(),
-        fs::read(slam.cert_file("acme")).unwrap(),
-    );
+    let after = (fs::read(slam.key_file("acme")).unwrap(), fs::read(slam.cert_file("acme")).unwrap());
     assert_eq!(before, after);
 }
 
@@ -136,24 +81,15 @@ fn force_replaces_a_valid_keypair_and_warns_about_salesforce() {
     let slam = Slam::new();
     let first = setup(&slam, "acme", &[]).ok().row();
     let forced = setup(&slam, "acme", &["--force"]).ok();
-    assert_ne!(
-        forced.row()["sha256_fingerprint"],
-        first["sha256_fingerprint"]
-    );
+    assert_ne!(forced.row()["sha256_fingerprint"], first["sha256_fingerprint"]);
     assert!(
-        forced
-            .warnings()
-            .iter()
-            .any(|w| w.contains("fail until the new certificate is uploaded")),
+        forced.warnings().iter().any(|w| w.contains("fail until the new certificate is uploaded")),
         "{}",
         forced.stderr
     );
     let pem = fs::read_to_string(slam.key_file("acme")).unwrap();
     let crt = fs::read_to_string(slam.cert_file("acme")).unwrap();
-    assert_eq!(
-        private_key_public_der(&pem, None),
-        certificate_public_der(&crt)
-    );
+    assert_eq!(private_key_public_der(&pem, None), certificate_public_der(&crt));
 }
 
 #[test]
@@ -164,13 +100,8 @@ fn an_expired_keypair_is_replaced_without_force() {
     setup(&slam, "old", &[]).ok();
     // Overwrite it with a pair whose certificate expired yesterday.
     let now = OffsetDateTime::now_utc();
-    let old = generate(
-        &KeyName::parse("old").unwrap(),
-        None,
-        now - Duration::days(400),
-        now - Duration::days(1),
-    )
-    .unwrap();
+    let old =
+        generate(&KeyName::parse("old").unwrap(), None, now - Duration::days(400), now - Duration::days(1)).unwrap();
     fs::write(slam.key_file("old"), old.private_key_pem.as_bytes()).unwrap();
     fs::write(slam.cert_file("old"), &old.certificate_pem).unwrap();
 
@@ -179,19 +110,9 @@ fn an_expired_keypair_is_replaced_without_force() {
     assert!(listed.warnings().iter().any(|w| w.contains("expired")));
 
     let renewed = setup(&slam, "old", &[]).ok();
-    assert!(
-        renewed.stderr.contains("whose certificate expired on"),
-        "{}",
-        renewed.stderr
-    );
-    assert_ne!(
-        renewed.row()["sha256_fingerprint"],
-        old.certificate.sha256_fingerprint.as_str()
-    );
-    assert_eq!(
-        slam.run(&["--format", "json", "list-keys"]).ok().row()["status"],
-        "valid"
-    );
+    assert!(renewed.stderr.contains("whose certificate expired on"), "{}", renewed.stderr);
+    assert_ne!(renewed.row()["sha256_fingerprint"], old.certificate.sha256_fingerprint.as_str());
+    assert_eq!(slam.run(&["--format", "json", "list-keys"]).ok().row()["status"], "valid");
 }
 
 #[test]
@@ -202,26 +123,12 @@ fn remove_deletes_both_files_and_says_access_is_not_revoked() {
     let run = slam.run(&["remove-jwt", "--key-name", "gone"]).ok();
     assert!(!slam.key_file("gone").exists() && !slam.cert_file("gone").exists());
     assert!(slam.key_file("kept").exists());
-    assert!(
-        run.stderr
-            .contains(&slam.key_file("gone").display().to_string()),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains(&slam.key_file("gone").display().to_string()), "{}", run.stderr);
     let warning = run.warnings().join("\n");
-    assert!(
-        warning.contains("does not revoke") && warning.contains("deactivate the app"),
-        "{warning}"
-    );
+    assert!(warning.contains("does not revoke") && warning.contains("deactivate the app"), "{warning}");
 
-    let again = slam
-        .run(&["remove-jwt", "--key-name", "gone"])
-        .fails_with(50105);
-    assert!(
-        again.stderr.contains("existing keypairs: kept"),
-        "{}",
-        again.stderr
-    );
+    let again = slam.run(&["remove-jwt", "--key-name", "gone"]).fails_with(50105);
+    assert!(again.stderr.contains("existing keypairs: kept"), "{}", again.stderr);
 }
 
 #[test]
@@ -256,13 +163,8 @@ fn bad_key_names_are_refused_and_leave_nothing_behind() {
     ] {
         let run = setup(&slam, name, &[]).fails_with(50101);
         assert!(run.stderr.contains("hint:"), "{name:?}: {}", run.stderr);
-        assert_eq!(
-            slam.key_dir_listing(),
-            Vec::<String>::new(),
-            "{name:?} left files behind"
-        );
-        slam.run(&["remove-jwt", "--key-name", name])
-            .fails_with(50101);
+        assert_eq!(slam.key_dir_listing(), Vec::<String>::new(), "{name:?} left files behind");
+        slam.run(&["remove-jwt", "--key-name", name]).fails_with(50101);
     }
     assert!(!slam.dir.path().join("escape.pem").exists());
 }
@@ -275,24 +177,14 @@ fn cert_days_outside_1_to_3650_are_refused() {
         assert!(run.stderr.contains("between 1 and 3650"), "{}", run.stderr);
     }
     assert_eq!(slam.key_dir_listing(), Vec::<String>::new());
-    assert_eq!(
-        setup(&slam, "acme", &["--cert-days", "3650"]).ok().row()["cert_days"],
-        3650
-    );
-    assert_eq!(
-        setup(&slam, "one", &["--cert-days", "1"]).ok().row()["cert_days"],
-        1
-    );
+    assert_eq!(setup(&slam, "acme", &["--cert-days", "3650"]).ok().row()["cert_days"], 3650);
+    assert_eq!(setup(&slam, "one", &["--cert-days", "1"]).ok().row()["cert_days"], 1);
 }
 
 #[test]
 fn an_empty_password_is_refused() {
     let slam = Slam::new();
-    slam.run_with_stdin(
-        &["setup-jwt", "--key-name", "acme", "--password-stdin"],
-        "\n",
-    )
-    .fails_with(50103);
+    slam.run_with_stdin(&["setup-jwt", "--key-name", "acme", "--password-stdin"], "\n").fails_with(50103);
     assert_eq!(slam.key_dir_listing(), Vec::<String>::new());
 }
 
@@ -300,16 +192,9 @@ fn an_empty_password_is_refused() {
 fn a_missing_data_dir_is_reported_and_not_created() {
     let slam = Slam::new();
     let missing = slam.data_dir().join("not-there");
-    let run = crate::support::run(crate::support::command_in(
-        &missing,
-        &["setup-jwt", "--key-name", "acme"],
-    ));
+    let run = crate::support::run(crate::support::command_in(&missing, &["setup-jwt", "--key-name", "acme"]));
     let run = run.fails_with(50003);
-    assert!(
-        run.stderr.contains("not-there") && run.stderr.contains("SLAM_DATA_DIR"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("not-there") && run.stderr.contains("SLAM_DATA_DIR"), "{}", run.stderr);
     assert!(!missing.exists());
     crate::support::run(crate::support::command_in(&missing, &["list-keys"])).fails_with(50003);
 }
@@ -320,11 +205,7 @@ fn an_unusable_data_dir_is_reported() {
     // A file where the data directory should be.
     let file = slam.data_dir().join("file");
     fs::write(&file, b"x").unwrap();
-    crate::support::run(crate::support::command_in(
-        &file,
-        &["setup-jwt", "--key-name", "acme"],
-    ))
-    .fails_with(50004);
+    crate::support::run(crate::support::command_in(&file, &["setup-jwt", "--key-name", "acme"])).fails_with(50004);
     // A file where the keys directory should be: the data directory cannot be written as needed.
     fs::write(slam.keys_dir(), b"x").unwrap();
     let run = setup(&slam, "acme", &[]).fails_with(50004);
@@ -337,15 +218,11 @@ fn concurrent_setups_of_one_name_have_exactly_one_winner() {
     let children: Vec<_> = (0..4)
         .map(|_| {
             let mut cmd = slam.command(&["setup-jwt", "--key-name", "race"]);
-            cmd.stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
+            cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
             cmd.spawn().unwrap()
         })
         .collect();
-    let outputs: Vec<_> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
+    let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
     let winners = outputs.iter().filter(|o| o.status.success()).count();
     assert_eq!(winners, 1, "exactly one setup may win");
     for loser in outputs.iter().filter(|o| !o.status.success()) {
@@ -353,15 +230,8 @@ fn concurrent_setups_of_one_name_have_exactly_one_winner() {
     }
     let pem = fs::read_to_string(slam.key_file("race")).unwrap();
     let crt = fs::read_to_string(slam.cert_file("race")).unwrap();
-    assert_eq!(
-        private_key_public_der(&pem, None),
-        certificate_public_der(&crt),
-        "the pair must match"
-    );
-    assert_eq!(
-        slam.key_dir_listing(),
-        [".race.lock", "race.crt", "race.pem"]
-    );
+    assert_eq!(private_key_public_der(&pem, None), certificate_public_der(&crt), "the pair must match");
+    assert_eq!(slam.key_dir_listing(), [".race.lock", "race.crt", "race.pem"]);
 }
 
 #[test]
@@ -371,33 +241,16 @@ fn list_keys_reports_every_keypair_with_its_certificate() {
     assert_eq!(empty.json(), serde_json::json!([]));
     assert!(empty.stderr.contains("No keypairs"));
 
-    let a = slam
-        .run_with_stdin(
-            &[
-                "--format",
-                "json",
-                "setup-jwt",
-                "--key-name",
-                "a",
-                "--password-stdin",
-            ],
-            PASS,
-        )
-        .ok()
-        .row();
+    let a =
+        slam.run_with_stdin(&["--format", "json", "setup-jwt", "--key-name", "a", "--password-stdin"], PASS).ok().row();
     let b = setup(&slam, "b", &["--cert-days", "10"]).ok().row();
     let listed = slam.run(&["--format", "json", "list-keys"]).ok().json();
     let rows = listed.as_array().unwrap();
     assert_eq!(rows.len(), 2);
     for (row, made) in rows.iter().zip([&a, &b]) {
-        for field in [
-            "key_name",
-            "expires_at",
-            "sha1_fingerprint",
-            "sha256_fingerprint",
-            "private_key_path",
-            "certificate_path",
-        ] {
+        for field in
+            ["key_name", "expires_at", "sha1_fingerprint", "sha256_fingerprint", "private_key_path", "certificate_path"]
+        {
             assert_eq!(row[field], made[field], "{field}");
         }
     }
@@ -410,62 +263,29 @@ fn list_keys_reports_every_keypair_with_its_certificate() {
     // A half-removed pair is shown as such, not hidden.
     fs::remove_file(slam.key_file("b")).unwrap();
     let table = slam.run(&["list-keys"]).ok();
-    assert!(
-        table.stdout.contains("private key missing"),
-        "{}",
-        table.stdout
-    );
-    assert!(
-        table.stdout.lines().next().unwrap().starts_with("key_name"),
-        "{}",
-        table.stdout
-    );
+    assert!(table.stdout.contains("private key missing"), "{}", table.stdout);
+    assert!(table.stdout.lines().next().unwrap().starts_with("key_name"), "{}", table.stdout);
 }
 
 #[test]
 fn passphrase_sources_and_the_command_line_warning() {
     let slam = Slam::new();
     let cli = setup(&slam, "from-cli", &["--password", PASS]).ok();
-    assert!(
-        cli.warnings()
-            .iter()
-            .any(|w| w.contains("visible to other users")),
-        "{}",
-        cli.stderr
-    );
+    assert!(cli.warnings().iter().any(|w| w.contains("visible to other users")), "{}", cli.stderr);
 
     let mut cmd = slam.command(&["--format", "json", "setup-jwt", "--key-name", "from-env"]);
     cmd.env("SLAM_KEY_PASSWORD", PASS);
     let env = crate::support::run(cmd).ok();
     assert_eq!(env.row()["has_passphrase"], true);
-    assert!(
-        !env.stderr.contains("visible to other users"),
-        "{}",
-        env.stderr
-    );
+    assert!(!env.stderr.contains("visible to other users"), "{}", env.stderr);
 
     for name in ["from-cli", "from-env"] {
         let pem = fs::read_to_string(slam.key_file(name)).unwrap();
         let crt = fs::read_to_string(slam.cert_file(name)).unwrap();
-        assert_eq!(
-            private_key_public_der(&pem, Some(PASS)),
-            certificate_public_der(&crt),
-            "{name}"
-        );
+        assert_eq!(private_key_public_der(&pem, Some(PASS)), certificate_public_der(&crt), "{name}");
     }
-    let both = slam.run(&[
-        "setup-jwt",
-        "--key-name",
-        "x",
-        "--password",
-        "a",
-        "--password-stdin",
-    ]);
-    assert_eq!(
-        both.code, 2,
-        "--password and --password-stdin conflict: {}",
-        both.stderr
-    );
+    let both = slam.run(&["setup-jwt", "--key-name", "x", "--password", "a", "--password-stdin"]);
+    assert_eq!(both.code, 2, "--password and --password-stdin conflict: {}", both.stderr);
 }
 
 #[test]
@@ -474,33 +294,15 @@ fn no_passphrase_ever_appears_in_output_or_logs() {
     let slam = Slam::new();
     let mut seen = String::new();
     seen += &setup(&slam, "s", &["--password", PASS]).ok().all_output();
-    seen += &setup(&slam, "s", &["--password", PASS])
-        .fails_with(50104)
-        .all_output();
-    seen += &setup(&slam, "s", &["--password", PASS, "--force"])
-        .ok()
-        .all_output();
-    seen += &setup(&slam, "s", &["--password", PASS, "--cert-days", "0"])
-        .fails_with(50102)
-        .all_output();
+    seen += &setup(&slam, "s", &["--password", PASS]).fails_with(50104).all_output();
+    seen += &setup(&slam, "s", &["--password", PASS, "--force"]).ok().all_output();
+    seen += &setup(&slam, "s", &["--password", PASS, "--cert-days", "0"]).fails_with(50102).all_output();
     seen += &slam.run(&["list-keys"]).ok().all_output();
-    seen += &slam
-        .run(&["--format", "json", "list-keys"])
-        .ok()
-        .all_output();
-    seen += &slam
-        .run(&["remove-jwt", "--key-name", "s"])
-        .ok()
-        .all_output();
-    assert!(
-        seen.contains("TRACE") || seen.contains("INFO"),
-        "logging was on: {seen}"
-    );
+    seen += &slam.run(&["--format", "json", "list-keys"]).ok().all_output();
+    seen += &slam.run(&["remove-jwt", "--key-name", "s"]).ok().all_output();
+    assert!(seen.contains("TRACE") || seen.contains("INFO"), "logging was on: {seen}");
     for fragment in [PASS, "Tr0ub4dor", "ünïcödé"] {
-        assert!(
-            !seen.contains(fragment),
-            "secret fragment {fragment:?} leaked:\n{seen}"
-        );
+        assert!(!seen.contains(fragment), "secret fragment {fragment:?} leaked:\n{seen}");
     }
 }
 
@@ -522,29 +324,15 @@ fn keys_directory_and_key_files_are_closed_to_other_users() {
     let slam = Slam::new();
     setup(&slam, "acme", &[]).ok();
     if slam_windows::running_under_wine() {
-        eprintln!(
-            "Wine accepts but does not apply file DACLs: the applied ACL is checked on Windows only"
-        );
+        eprintln!("Wine accepts but does not apply file DACLs: the applied ACL is checked on Windows only");
         return;
     }
     for path in [slam.keys_dir(), slam.key_file("acme")] {
         let sddl = slam_windows::describe_dacl(&path).unwrap();
-        assert!(
-            sddl.contains(";;;SY)") && sddl.contains(";;;BA)"),
-            "{}: {sddl}",
-            path.display()
-        );
+        assert!(sddl.contains(";;;SY)") && sddl.contains(";;;BA)"), "{}: {sddl}", path.display());
         for broad in [";;;BU)", ";;;WD)", ";;;AU)"] {
-            assert!(
-                !sddl.contains(broad),
-                "{}: {broad} may not have access: {sddl}",
-                path.display()
-            );
+            assert!(!sddl.contains(broad), "{}: {broad} may not have access: {sddl}", path.display());
         }
     }
-    assert!(
-        slam_windows::describe_dacl(&slam.keys_dir())
-            .unwrap()
-            .starts_with("D:P")
-    );
+    assert!(slam_windows::describe_dacl(&slam.keys_dir()).unwrap().starts_with("D:P"));
 }

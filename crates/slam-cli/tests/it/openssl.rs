@@ -17,14 +17,8 @@ fn openssl(args: &[&str], passphrase: Option<&str>) -> (bool, String) {
     if let Some(p) = passphrase {
         cmd.env("SLAM_TEST_PASS", p);
     }
-    let out = cmd
-        .output()
-        .expect("the openssl command must be installed (apt-get install openssl)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = cmd.output().expect("the openssl command must be installed (apt-get install openssl)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
 
@@ -34,16 +28,7 @@ fn path(p: &Path) -> &str {
 
 fn made_with_passphrase(slam: &Slam, name: &str, days: &str) -> serde_json::Value {
     slam.run_with_stdin(
-        &[
-            "--format",
-            "json",
-            "setup-jwt",
-            "--key-name",
-            name,
-            "--password-stdin",
-            "--cert-days",
-            days,
-        ],
+        &["--format", "json", "setup-jwt", "--key-name", name, "--password-stdin", "--cert-days", days],
         PASS,
     )
     .ok()
@@ -55,50 +40,24 @@ fn openssl_decrypts_the_key_with_the_passphrase_only() {
     let slam = Slam::new();
     made_with_passphrase(&slam, "acme", "365");
     let key = slam.key_file("acme");
-    let (ok, text) = openssl(
-        &[
-            "pkey",
-            "-in",
-            path(&key),
-            "-passin",
-            "env:SLAM_TEST_PASS",
-            "-noout",
-            "-text",
-        ],
-        Some(PASS),
-    );
+    let (ok, text) =
+        openssl(&["pkey", "-in", path(&key), "-passin", "env:SLAM_TEST_PASS", "-noout", "-text"], Some(PASS));
     assert!(ok, "{text}");
     assert!(text.contains("Private-Key: (2048 bit"), "{text}");
-    let (ok, _) = openssl(
-        &[
-            "pkey",
-            "-in",
-            path(&key),
-            "-passin",
-            "pass:wrong passphrase",
-            "-noout",
-        ],
-        None,
-    );
+    let (ok, _) = openssl(&["pkey", "-in", path(&key), "-passin", "pass:wrong passphrase", "-noout"], None);
     assert!(!ok, "a wrong passphrase must not open the key");
 
     // The protection is PBES2 with PBKDF2-HMAC-SHA256 at our iteration count, and AES-256.
     let (ok, asn1) = openssl(&["asn1parse", "-in", path(&key)], None);
     assert!(ok, "{asn1}");
-    assert!(
-        asn1.contains(":PBES2") && asn1.contains(":PBKDF2") && asn1.contains(":hmacWithSHA256"),
-        "{asn1}"
-    );
+    assert!(asn1.contains(":PBES2") && asn1.contains(":PBKDF2") && asn1.contains(":hmacWithSHA256"), "{asn1}");
     assert!(asn1.contains(":aes-256-cbc"), "{asn1}");
     // asn1parse prints INTEGERs as whole bytes of hex: 600000 is `0927C0`.
     let mut iterations = format!("{:X}", slam_core::keys::PBKDF2_ITERATIONS);
     if iterations.len() % 2 == 1 {
         iterations.insert(0, '0');
     }
-    assert!(
-        asn1.contains(&format!("INTEGER           :{iterations}")),
-        "{asn1}"
-    );
+    assert!(asn1.contains(&format!("INTEGER           :{iterations}")), "{asn1}");
 }
 
 #[test]
@@ -120,48 +79,19 @@ fn openssl_agrees_with_what_we_printed() {
     assert_eq!(enddate.trim(), as_openssl);
 
     // Valid for 9 more days, not for 11.
-    let (ok, _) = openssl(
-        &[
-            "x509",
-            "-in",
-            path(&crt),
-            "-noout",
-            "-checkend",
-            &(9 * 86400).to_string(),
-        ],
-        None,
-    );
+    let (ok, _) = openssl(&["x509", "-in", path(&crt), "-noout", "-checkend", &(9 * 86400).to_string()], None);
     assert!(ok, "certificate must still be valid in 9 days");
-    let (ok, _) = openssl(
-        &[
-            "x509",
-            "-in",
-            path(&crt),
-            "-noout",
-            "-checkend",
-            &(11 * 86400).to_string(),
-        ],
-        None,
-    );
+    let (ok, _) = openssl(&["x509", "-in", path(&crt), "-noout", "-checkend", &(11 * 86400).to_string()], None);
     assert!(!ok, "certificate must have expired in 11 days");
 
-    for (digest, column) in [
-        ("-sha1", "sha1_fingerprint"),
-        ("-sha256", "sha256_fingerprint"),
-    ] {
-        let (_, fp) = openssl(
-            &["x509", "-in", path(&crt), "-noout", "-fingerprint", digest],
-            None,
-        );
+    for (digest, column) in [("-sha1", "sha1_fingerprint"), ("-sha256", "sha256_fingerprint")] {
+        let (_, fp) = openssl(&["x509", "-in", path(&crt), "-noout", "-fingerprint", digest], None);
         let theirs = fp.trim().split_once('=').unwrap().1;
         assert_eq!(theirs, row[column].as_str().unwrap(), "{digest}");
     }
 
     let (_, text) = openssl(&["x509", "-in", path(&crt), "-noout", "-text"], None);
-    assert!(
-        text.contains("Signature Algorithm: sha256WithRSAEncryption"),
-        "{text}"
-    );
+    assert!(text.contains("Signature Algorithm: sha256WithRSAEncryption"), "{text}");
     assert!(text.contains("Public-Key: (2048 bit)"), "{text}");
 }
 
@@ -172,17 +102,7 @@ fn certificate_public_key_matches_private_key_and_verifies() {
     let (crt, key) = (slam.cert_file("pair"), slam.key_file("pair"));
     let (ok, from_cert) = openssl(&["x509", "-in", path(&crt), "-noout", "-pubkey"], None);
     assert!(ok, "{from_cert}");
-    let (ok, from_key) = openssl(
-        &[
-            "pkey",
-            "-in",
-            path(&key),
-            "-passin",
-            "env:SLAM_TEST_PASS",
-            "-pubout",
-        ],
-        Some(PASS),
-    );
+    let (ok, from_key) = openssl(&["pkey", "-in", path(&key), "-passin", "env:SLAM_TEST_PASS", "-pubout"], Some(PASS));
     assert!(ok, "{from_key}");
     assert_eq!(from_cert, from_key);
     assert!(from_cert.starts_with("-----BEGIN PUBLIC KEY-----"));
@@ -195,17 +115,7 @@ fn certificate_public_key_matches_private_key_and_verifies() {
 fn openssl_reads_an_unencrypted_key_without_a_passphrase() {
     let slam = Slam::new();
     slam.run(&["setup-jwt", "--key-name", "plain"]).ok();
-    let (ok, text) = openssl(
-        &[
-            "pkey",
-            "-in",
-            path(&slam.key_file("plain")),
-            "-passin",
-            "pass:",
-            "-noout",
-            "-check",
-        ],
-        None,
-    );
+    let (ok, text) =
+        openssl(&["pkey", "-in", path(&slam.key_file("plain")), "-passin", "pass:", "-noout", "-check"], None);
     assert!(ok, "{text}");
 }

@@ -19,21 +19,13 @@ pub struct Run {
 
 impl Run {
     pub fn ok(self) -> Self {
-        assert_eq!(
-            self.code, 0,
-            "slam failed:\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, 0, "slam failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         self
     }
 
     /// Asserts failure with this SLAM error number, shown to the user.
     pub fn fails_with(self, number: u32) -> Self {
-        assert_eq!(
-            self.code, 1,
-            "expected failure {number}:\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, 1, "expected failure {number}:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         assert!(
             self.stderr.contains(&format!("SLAM error {number} ")),
             "expected SLAM error {number} in:\n{}",
@@ -43,8 +35,7 @@ impl Run {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
     }
 
     /// The single row of a one-row `--format json` result.
@@ -57,10 +48,7 @@ impl Run {
 
     /// The warnings printed (without their `warning: ` prefix).
     pub fn warnings(&self) -> Vec<&str> {
-        self.stderr
-            .lines()
-            .filter_map(|l| l.strip_prefix("warning: "))
-            .collect()
+        self.stderr.lines().filter_map(|l| l.strip_prefix("warning: ")).collect()
     }
 
     /// Everything a user saw.
@@ -71,9 +59,7 @@ impl Run {
 
 impl Slam {
     pub fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        Self { dir: tempfile::tempdir().unwrap() }
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -104,16 +90,9 @@ impl Slam {
     /// Runs with `stdin` fed to the process.
     pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
         let mut cmd = self.command(args);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
         finished(child.wait_with_output().unwrap())
     }
 
@@ -122,9 +101,8 @@ impl Slam {
         match std::fs::read_dir(self.keys_dir()) {
             Err(_) => Vec::new(),
             Ok(entries) => {
-                let mut names: Vec<String> = entries
-                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect();
+                let mut names: Vec<String> =
+                    entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
                 names.sort();
                 names
             }
@@ -135,9 +113,7 @@ impl Slam {
 pub fn command_in(data_dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_slam"));
     cmd.arg("--data-dir").arg(data_dir).args(args);
-    cmd.env_remove("SLAM_DATA_DIR")
-        .env_remove("SLAM_KEY_PASSWORD")
-        .env("SLAM_LOG", "trace");
+    cmd.env_remove("SLAM_DATA_DIR").env_remove("SLAM_KEY_PASSWORD").env("SLAM_LOG", "trace");
     cmd.stdin(Stdio::null());
     cmd
 }
@@ -161,19 +137,12 @@ pub fn private_key_public_der(pem: &str, passphrase: Option<&str>) -> Vec<u8> {
         Some(p) => rsa::RsaPrivateKey::from_pkcs8_encrypted_pem(pem, p.as_bytes()).unwrap(),
         None => rsa::RsaPrivateKey::from_pkcs8_pem(pem).unwrap(),
     };
-    key.to_public_key()
-        .to_public_key_der()
-        .unwrap()
-        .as_bytes()
-        .to_vec()
+    key.to_public_key().to_public_key_der().unwrap().as_bytes().to_vec()
 }
 
 /// The public key (SPKI DER) a PEM certificate certifies.
 pub fn certificate_public_der(pem: &str) -> Vec<u8> {
     use x509_cert::der::{DecodePem, Encode};
     let cert = x509_cert::Certificate::from_pem(pem.as_bytes()).unwrap();
-    cert.tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .unwrap()
+    cert.tbs_certificate.subject_public_key_info.to_der().unwrap()
 }

@@ -11,13 +11,13 @@ mod name;
 mod vault;
 
 pub use material::{
-    CertificateInfo, GeneratedKeypair, MaterialError, PBKDF2_ITERATIONS, RSA_BITS, generate,
-    inspect_certificate, private_key_is_encrypted,
+    CertificateInfo, GeneratedKeypair, MaterialError, PBKDF2_ITERATIONS, RSA_BITS, SigningKey, UnlockError, generate,
+    inspect_certificate, private_key_is_encrypted, unlock_private_key,
 };
 pub use name::{KeyName, KeyNameError, MAX_KEY_NAME_CHARS};
 pub use vault::{
-    CertificateState, KeyEntry, KeyVault, PrivateKeyState, RemoveOutcome, Replaced, Reservation,
-    SetupOutcome, SetupParams,
+    CertificateState, KeyEntry, KeyVault, PrivateKeyState, RemoveOutcome, Replaced, Reservation, SetupOutcome,
+    SetupParams,
 };
 
 use crate::data_dir::DataDirError;
@@ -99,4 +99,21 @@ pub enum KeyError {
     /// Generating the key or certificate failed.
     #[error(transparent)]
     Material(#[from] MaterialError),
+    /// The private key could not be unlocked for signing.
+    #[error("the private key of `{name}` cannot be used")]
+    Unlock {
+        /// The key name.
+        name: KeyName,
+        /// Why.
+        #[source]
+        source: UnlockError,
+    },
+    /// The certificate has expired: Salesforce's JWT flow would refuse it.
+    #[error("the certificate of keypair `{name}` expired on {}", crate::ops::utc(*.not_after))]
+    CertificateExpired {
+        /// The key name.
+        name: KeyName,
+        /// When it expired.
+        not_after: OffsetDateTime,
+    },
 }

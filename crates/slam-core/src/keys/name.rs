@@ -10,9 +10,9 @@ pub const MAX_KEY_NAME_CHARS: usize = 64;
 
 /// Device names Windows resolves in every directory, with or without an extension.
 const WINDOWS_RESERVED: &[&str] = &[
-    "CON", "PRN", "AUX", "NUL", "COM0", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7",
-    "COM8", "COM9", "COM¹", "COM²", "COM³", "LPT0", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6",
-    "LPT7", "LPT8", "LPT9", "LPT¹", "LPT²", "LPT³", "CONIN$", "CONOUT$",
+    "CON", "PRN", "AUX", "NUL", "COM0", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9", "COM¹",
+    "COM²", "COM³", "LPT0", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9", "LPT¹", "LPT²",
+    "LPT³", "CONIN$", "CONOUT$",
 ];
 
 /// Characters Windows forbids in file names (besides control characters).
@@ -73,10 +73,7 @@ impl KeyName {
         // `NUL.txt` and `nul .pem` are the device too: compare the part before the
         // first dot, trimmed, case-insensitively.
         let stem = name.split('.').next().unwrap_or(name).trim_end();
-        if let Some(reserved) = WINDOWS_RESERVED
-            .iter()
-            .find(|r| r.eq_ignore_ascii_case(stem))
-        {
+        if let Some(reserved) = WINDOWS_RESERVED.iter().find(|r| r.eq_ignore_ascii_case(stem)) {
             return Err(KeyNameError::Reserved((*reserved).to_string()));
         }
         Ok(Self(name.to_string()))
@@ -106,16 +103,7 @@ mod tests {
 
     #[test]
     fn ordinary_names_pass() {
-        for ok in [
-            "acme-prod",
-            "acme_full",
-            "nto-partial",
-            "SQLPROD01",
-            "a",
-            "acme.prod",
-            "ÄcmeÜ",
-            &"x".repeat(64),
-        ] {
+        for ok in ["acme-prod", "acme_full", "nto-partial", "SQLPROD01", "a", "acme.prod", "ÄcmeÜ", &"x".repeat(64)] {
             assert_eq!(KeyName::parse(ok).unwrap().as_str(), ok);
         }
     }
@@ -143,10 +131,7 @@ mod tests {
         for (name, expected) in cases {
             assert_eq!(KeyName::parse(name).as_ref(), Err(expected), "{name:?}");
         }
-        assert_eq!(
-            KeyName::parse(&"x".repeat(65)),
-            Err(KeyNameError::TooLong(65))
-        );
+        assert_eq!(KeyName::parse(&"x".repeat(65)), Err(KeyNameError::TooLong(65)));
     }
 
     #[test]

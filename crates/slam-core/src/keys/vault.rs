@@ -119,11 +119,7 @@ impl SetupParams {
         if !CERT_DAYS_RANGE.contains(&self.cert_days) {
             return Err(KeyError::CertDays(self.cert_days));
         }
-        if self
-            .passphrase
-            .as_ref()
-            .is_some_and(|p| p.expose_secret().is_empty())
-        {
+        if self.passphrase.as_ref().is_some_and(|p| p.expose_secret().is_empty()) {
             return Err(KeyError::EmptyPassphrase);
         }
         Ok(())
@@ -178,10 +174,7 @@ impl KeyVault {
     /// Opens the vault of `data_dir`, creating `keys/` (owner-only) if needed.
     pub fn open(data_dir: &DataDir) -> Result<Self, KeyError> {
         let dir = data_dir.keys_dir();
-        fs_private::ensure_private_dir(&dir).map_err(|source| DataDirError::Unusable {
-            path: dir.clone(),
-            source,
-        })?;
+        fs_private::ensure_private_dir(&dir).map_err(|source| DataDirError::Unusable { path: dir.clone(), source })?;
         Ok(Self { dir })
     }
 
@@ -247,28 +240,17 @@ impl KeyVault {
     /// [`reserve`](Self::reserve), then [`Reservation::write`].
     pub fn setup(&self, params: &SetupParams, clock: &dyn Clock) -> Result<SetupOutcome, KeyError> {
         params.validate()?;
-        self.reserve(&params.name, params.force, clock.now())?
-            .write(params, clock)
+        self.reserve(&params.name, params.force, clock.now())?.write(params, clock)
     }
 
     /// Locks `name` and applies the spec's rules to what is there: a keypair whose
     /// certificate is still valid is only replaced with `force`; an expired one is
     /// replaced without. The lock is held until the [`Reservation`] is dropped, so
     /// of two concurrent setups of one name only one can pass this check.
-    pub fn reserve(
-        &self,
-        name: &KeyName,
-        force: bool,
-        now: OffsetDateTime,
-    ) -> Result<Reservation<'_>, KeyError> {
+    pub fn reserve(&self, name: &KeyName, force: bool, now: OffsetDateTime) -> Result<Reservation<'_>, KeyError> {
         let lock = self.lock(name)?;
         let replaced = self.check_replaceable(name, force, now)?;
-        Ok(Reservation {
-            vault: self,
-            name: name.clone(),
-            replaced,
-            _lock: lock,
-        })
+        Ok(Reservation { vault: self, name: name.clone(), replaced, _lock: lock })
     }
 
     /// Decides whether the files currently under `name` may be replaced.
@@ -283,60 +265,33 @@ impl KeyVault {
             Ok(bytes) => Some(material::inspect_certificate(&bytes)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(source) => {
-                return Err(KeyError::Io {
-                    action: "reading",
-                    path: cert_path,
-                    source,
-                });
+                return Err(KeyError::Io { action: "reading", path: cert_path, source });
             }
         };
         let key_exists = self.private_key_path(name).exists();
         match existing_cert {
-            Some(Ok(info)) if info.is_expired(now) => Ok(Some(Replaced::Expired {
-                not_after: info.not_after,
-            })),
-            Some(Ok(info)) if force => Ok(Some(Replaced::StillValid {
-                not_after: info.not_after,
-            })),
-            Some(Ok(info)) => Err(KeyError::Exists {
-                name: name.clone(),
-                not_after: info.not_after,
-            }),
+            Some(Ok(info)) if info.is_expired(now) => Ok(Some(Replaced::Expired { not_after: info.not_after })),
+            Some(Ok(info)) if force => Ok(Some(Replaced::StillValid { not_after: info.not_after })),
+            Some(Ok(info)) => Err(KeyError::Exists { name: name.clone(), not_after: info.not_after }),
             Some(Err(_)) if force => Ok(Some(Replaced::Incomplete)),
-            Some(Err(source)) => Err(KeyError::UnreadableCertificate {
-                path: cert_path,
-                source,
-            }),
+            Some(Err(source)) => Err(KeyError::UnreadableCertificate { path: cert_path, source }),
             None if key_exists && force => Ok(Some(Replaced::Incomplete)),
             None if key_exists => Err(KeyError::OrphanPrivateKey { name: name.clone() }),
             None => Ok(None),
         }
     }
 
-    fn write_pair(
-        &self,
-        name: &KeyName,
-        generated: &material::GeneratedKeypair,
-    ) -> Result<(), KeyError> {
+    fn write_pair(&self, name: &KeyName, generated: &material::GeneratedKeypair) -> Result<(), KeyError> {
         let staged_key = self.staged(name, "pem.new");
         let staged_cert = self.staged(name, "crt.new");
         let marker = self.staged(name, "commit");
         let stage = || -> Result<(), KeyError> {
-            fs_private::write_durably(
-                &staged_key,
-                generated.private_key_pem.as_bytes(),
-                Visibility::Private,
-            )
-            .map_err(io_error("writing", &staged_key))?;
-            fs_private::write_durably(
-                &staged_cert,
-                generated.certificate_pem.as_bytes(),
-                Visibility::Public,
-            )
-            .map_err(io_error("writing", &staged_cert))?;
+            fs_private::write_durably(&staged_key, generated.private_key_pem.as_bytes(), Visibility::Private)
+                .map_err(io_error("writing", &staged_key))?;
+            fs_private::write_durably(&staged_cert, generated.certificate_pem.as_bytes(), Visibility::Public)
+                .map_err(io_error("writing", &staged_cert))?;
             fs_private::sync_dir(&self.dir).map_err(io_error("syncing", &self.dir))?;
-            fs_private::write_durably(&marker, b"", Visibility::Private)
-                .map_err(io_error("writing", &marker))?;
+            fs_private::write_durably(&marker, b"", Visibility::Private).map_err(io_error("writing", &marker))?;
             fs_private::sync_dir(&self.dir).map_err(io_error("syncing", &self.dir))
         };
         if let Err(e) = stage() {
@@ -358,45 +313,38 @@ impl KeyVault {
         let cert_path = self.certificate_path(name);
         if !key_path.exists() && !cert_path.exists() {
             drop(lock);
-            return Err(KeyError::NotFound {
-                name: name.clone(),
-                dir: self.dir.clone(),
-                known: self.list()?.into_iter().map(|e| e.name).collect(),
-            });
+            return Err(KeyError::NotFound { name: name.clone(), dir: self.dir.clone(), known: self.names()? });
         }
         // The private key first: it is the secret, and a lone certificate is harmless.
-        let removed_private_key =
-            fs_private::remove_if_exists(&key_path).map_err(io_error("deleting", &key_path))?;
-        let removed_certificate =
-            fs_private::remove_if_exists(&cert_path).map_err(io_error("deleting", &cert_path))?;
+        let removed_private_key = fs_private::remove_if_exists(&key_path).map_err(io_error("deleting", &key_path))?;
+        let removed_certificate = fs_private::remove_if_exists(&cert_path).map_err(io_error("deleting", &cert_path))?;
         fs_private::sync_dir(&self.dir).map_err(io_error("syncing", &self.dir))?;
         tracing::info!(key_name = %name, "keypair removed");
-        Ok(RemoveOutcome {
-            removed_private_key,
-            removed_certificate,
-        })
+        Ok(RemoveOutcome { removed_private_key, removed_certificate })
     }
 
-    /// Every keypair in the vault, sorted by name.
-    pub fn list(&self) -> Result<Vec<KeyEntry>, KeyError> {
+    /// The names of the keypairs present (stems of `.pem` and `.crt` files), sorted.
+    /// Takes no lock: for listings and messages, not for decisions.
+    pub fn names(&self) -> Result<Vec<String>, KeyError> {
         let mut names = std::collections::BTreeSet::new();
         let entries = fs::read_dir(&self.dir).map_err(io_error("listing", &self.dir))?;
         for entry in entries {
             let entry = entry.map_err(io_error("listing", &self.dir))?;
             let file_name = entry.file_name();
-            let Some(file_name) = file_name.to_str() else {
-                continue;
-            };
+            let Some(file_name) = file_name.to_str() else { continue };
             if file_name.starts_with('.') {
                 continue;
             }
-            if let Some(stem) = file_name
-                .strip_suffix(".pem")
-                .or_else(|| file_name.strip_suffix(".crt"))
-            {
+            if let Some(stem) = file_name.strip_suffix(".pem").or_else(|| file_name.strip_suffix(".crt")) {
                 names.insert(stem.to_string());
             }
         }
+        Ok(names.into_iter().collect())
+    }
+
+    /// Every keypair in the vault, sorted by name.
+    pub fn list(&self) -> Result<Vec<KeyEntry>, KeyError> {
+        let names = self.names()?;
         let mut result = Vec::with_capacity(names.len());
         for raw in names {
             // Files a person dropped in by hand may not be valid names; show them
@@ -412,12 +360,50 @@ impl KeyVault {
         Ok(result)
     }
 
+    /// Loads `name` for signing: both files must exist, the certificate must be
+    /// valid at `now`, the passphrase must open the key, and the key must be the
+    /// certificate's. Checked here because Salesforce does not check certificate
+    /// expiry itself, and its answer to a wrong key ("invalid assertion") names
+    /// none of these causes.
+    pub fn load_signing_key(
+        &self,
+        name: &KeyName,
+        passphrase: Option<&Secret>,
+        now: OffsetDateTime,
+    ) -> Result<(material::SigningKey, CertificateInfo), KeyError> {
+        let _lock = self.lock(name)?;
+        let key_path = self.private_key_path(name);
+        let cert_path = self.certificate_path(name);
+        let not_found = || KeyError::NotFound {
+            name: name.clone(),
+            dir: self.dir.clone(),
+            known: self.names().unwrap_or_default(),
+        };
+        let key_pem = match fs::read_to_string(&key_path) {
+            Ok(pem) => zeroize::Zeroizing::new(pem),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found()),
+            Err(source) => return Err(KeyError::Io { action: "reading", path: key_path, source }),
+        };
+        let cert_pem = match fs::read(&cert_path) {
+            Ok(pem) => pem,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found()),
+            Err(source) => return Err(KeyError::Io { action: "reading", path: cert_path, source }),
+        };
+        let info = material::inspect_certificate(&cert_pem)
+            .map_err(|source| KeyError::UnreadableCertificate { path: cert_path.clone(), source })?;
+        if info.is_expired(now) {
+            return Err(KeyError::CertificateExpired { name: name.clone(), not_after: info.not_after });
+        }
+        let key = material::unlock_private_key(&key_pem, passphrase, &cert_pem)
+            .map_err(|source| KeyError::Unlock { name: name.clone(), source })?;
+        Ok((key, info))
+    }
+
     /// One keypair's state, or `None` if neither file exists.
     pub fn inspect(&self, name: &KeyName) -> Result<Option<KeyEntry>, KeyError> {
         let _lock = self.lock(name)?;
         let entry = self.read_entry(name.as_str());
-        let absent = entry.private_key == PrivateKeyState::Missing
-            && entry.certificate == CertificateState::Missing;
+        let absent = entry.private_key == PrivateKeyState::Missing && entry.certificate == CertificateState::Missing;
         Ok(if absent { None } else { Some(entry) })
     }
 
@@ -439,20 +425,12 @@ impl KeyVault {
                 Err(_) => CertificateState::Unreadable,
             },
         };
-        KeyEntry {
-            name: name.to_string(),
-            private_key,
-            certificate,
-        }
+        KeyEntry { name: name.to_string(), private_key, certificate }
     }
 }
 
 fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> KeyError + 'a {
-    move |source| KeyError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| KeyError::Io { action, path: path.to_path_buf(), source }
 }
 
 #[cfg(test)]
@@ -469,12 +447,7 @@ mod tests {
     }
 
     fn params(name: &str, days: i64, force: bool) -> SetupParams {
-        SetupParams {
-            name: KeyName::parse(name).unwrap(),
-            passphrase: None,
-            cert_days: days,
-            force,
-        }
+        SetupParams { name: KeyName::parse(name).unwrap(), passphrase: None, cert_days: days, force }
     }
 
     fn t0() -> OffsetDateTime {
@@ -489,22 +462,12 @@ mod tests {
         assert_eq!(first.replaced, None);
 
         let again = vault.setup(&params("acme", 2, false), &clock).unwrap_err();
-        assert!(
-            matches!(again, KeyError::Exists { not_after, .. } if not_after == first.certificate.not_after)
-        );
+        assert!(matches!(again, KeyError::Exists { not_after, .. } if not_after == first.certificate.not_after));
 
         clock.advance(Duration::days(2) + Duration::seconds(1));
         let renewed = vault.setup(&params("acme", 2, false), &clock).unwrap();
-        assert_eq!(
-            renewed.replaced,
-            Some(Replaced::Expired {
-                not_after: first.certificate.not_after
-            })
-        );
-        assert_ne!(
-            renewed.certificate.sha256_fingerprint,
-            first.certificate.sha256_fingerprint
-        );
+        assert_eq!(renewed.replaced, Some(Replaced::Expired { not_after: first.certificate.not_after }));
+        assert_ne!(renewed.certificate.sha256_fingerprint, first.certificate.sha256_fingerprint);
     }
 
     #[test]
@@ -513,12 +476,7 @@ mod tests {
         let clock = FixedClock::at(t0());
         let first = vault.setup(&params("acme", 30, false), &clock).unwrap();
         let forced = vault.setup(&params("acme", 30, true), &clock).unwrap();
-        assert_eq!(
-            forced.replaced,
-            Some(Replaced::StillValid {
-                not_after: first.certificate.not_after
-            })
-        );
+        assert_eq!(forced.replaced, Some(Replaced::StillValid { not_after: first.certificate.not_after }));
     }
 
     #[test]
@@ -526,20 +484,10 @@ mod tests {
         let (_tmp, vault) = vault();
         let clock = FixedClock::at(t0());
         let name = KeyName::parse("acme").unwrap();
-        fs::write(
-            vault.private_key_path(&name),
-            "-----BEGIN PRIVATE KEY-----\n",
-        )
-        .unwrap();
-        assert!(matches!(
-            vault.setup(&params("acme", 1, false), &clock),
-            Err(KeyError::OrphanPrivateKey { .. })
-        ));
+        fs::write(vault.private_key_path(&name), "-----BEGIN PRIVATE KEY-----\n").unwrap();
+        assert!(matches!(vault.setup(&params("acme", 1, false), &clock), Err(KeyError::OrphanPrivateKey { .. })));
         fs::write(vault.certificate_path(&name), "junk").unwrap();
-        assert!(matches!(
-            vault.setup(&params("acme", 1, false), &clock),
-            Err(KeyError::UnreadableCertificate { .. })
-        ));
+        assert!(matches!(vault.setup(&params("acme", 1, false), &clock), Err(KeyError::UnreadableCertificate { .. })));
         let forced = vault.setup(&params("acme", 1, true), &clock).unwrap();
         assert_eq!(forced.replaced, Some(Replaced::Incomplete));
     }
@@ -555,22 +503,14 @@ mod tests {
         }
         let mut empty_pass = params("acme", 1, false);
         empty_pass.passphrase = Some(secret(""));
-        assert!(matches!(
-            vault.setup(&empty_pass, &clock),
-            Err(KeyError::EmptyPassphrase)
-        ));
-        assert_eq!(
-            fs::read_dir(vault.dir()).unwrap().count(),
-            0,
-            "no file may be left behind"
-        );
+        assert!(matches!(vault.setup(&empty_pass, &clock), Err(KeyError::EmptyPassphrase)));
+        assert_eq!(fs::read_dir(vault.dir()).unwrap().count(), 0, "no file may be left behind");
     }
 
     /// Lays out the files an interrupted write leaves, as a crash would.
     fn interrupted_write(vault: &KeyVault, name: &KeyName, committed: bool) -> (String, String) {
         let clock = FixedClock::at(t0());
-        let kp =
-            material::generate(name, None, clock.now(), clock.now() + Duration::days(9)).unwrap();
+        let kp = material::generate(name, None, clock.now(), clock.now() + Duration::days(9)).unwrap();
         fs::write(vault.staged(name, "pem.new"), kp.private_key_pem.as_bytes()).unwrap();
         fs::write(vault.staged(name, "crt.new"), &kp.certificate_pem).unwrap();
         if committed {
@@ -591,17 +531,9 @@ mod tests {
         interrupted_write(&vault, &name, false);
         let entries = vault.list().unwrap();
         assert_eq!(entries.len(), 1);
-        assert_eq!(
-            fs::read_to_string(vault.private_key_path(&name)).unwrap(),
-            before_key
-        );
-        assert_eq!(
-            fs::read_to_string(vault.certificate_path(&name)).unwrap(),
-            before_cert
-        );
-        assert!(
-            !vault.staged(&name, "pem.new").exists() && !vault.staged(&name, "crt.new").exists()
-        );
+        assert_eq!(fs::read_to_string(vault.private_key_path(&name)).unwrap(), before_key);
+        assert_eq!(fs::read_to_string(vault.certificate_path(&name)).unwrap(), before_cert);
+        assert!(!vault.staged(&name, "pem.new").exists() && !vault.staged(&name, "crt.new").exists());
     }
 
     #[test]
@@ -613,23 +545,11 @@ mod tests {
 
         let (new_key, new_cert) = interrupted_write(&vault, &name, true);
         // The crash happened after the first rename.
-        fs::rename(
-            vault.staged(&name, "pem.new"),
-            vault.private_key_path(&name),
-        )
-        .unwrap();
+        fs::rename(vault.staged(&name, "pem.new"), vault.private_key_path(&name)).unwrap();
         let entry = vault.inspect(&name).unwrap().unwrap();
-        assert_eq!(
-            fs::read_to_string(vault.private_key_path(&name)).unwrap(),
-            new_key
-        );
-        assert_eq!(
-            fs::read_to_string(vault.certificate_path(&name)).unwrap(),
-            new_cert
-        );
-        assert!(
-            matches!(entry.certificate, CertificateState::Present(ref c) if c.days_left(clock.now()) == 9)
-        );
+        assert_eq!(fs::read_to_string(vault.private_key_path(&name)).unwrap(), new_key);
+        assert_eq!(fs::read_to_string(vault.certificate_path(&name)).unwrap(), new_cert);
+        assert!(matches!(entry.certificate, CertificateState::Present(ref c) if c.days_left(clock.now()) == 9));
         assert!(!vault.staged(&name, "commit").exists());
     }
 
@@ -640,13 +560,7 @@ mod tests {
         vault.setup(&params("one", 5, false), &clock).unwrap();
         vault.setup(&params("two", 5, false), &clock).unwrap();
         let one = KeyName::parse("one").unwrap();
-        assert_eq!(
-            vault.remove(&one).unwrap(),
-            RemoveOutcome {
-                removed_private_key: true,
-                removed_certificate: true
-            }
-        );
+        assert_eq!(vault.remove(&one).unwrap(), RemoveOutcome { removed_private_key: true, removed_certificate: true });
         assert!(!vault.private_key_path(&one).exists() && !vault.certificate_path(&one).exists());
         match vault.remove(&one) {
             Err(KeyError::NotFound { known, .. }) => assert_eq!(known, ["two"]),

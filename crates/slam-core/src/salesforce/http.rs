@@ -1,0 +1,312 @@
+//! The HTTPS client every Salesforce call goes through.
+//!
+//! - HTTPS only (`https_only`): a login never leaves the machine in clear.
+//! - Trust: the operating system's store (so a corporate TLS-inspection CA deployed
+//!   by group policy works) plus an optional extra CA file.
+//! - Proxies: `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` from the environment, or an
+//!   explicit proxy URL.
+//! - Every request has a connect timeout and a total timeout.
+//! - Retries only what cannot have been processed: failures to connect, and 502/503/504
+//!   answers. Never 4xx, never 500 (SOAP faults are 500s), never a timeout after the
+//!   request was sent.
+//! - Resolve overrides (`salesforce.com=127.0.0.1:8443`) send every host under a
+//!   suffix to one address while TLS still checks the real host name: how the tests
+//!   reach the fake Salesforce, and how an admin can pin Salesforce in a locked-down
+//!   network.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Connection settings for Salesforce.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Time allowed to establish a connection (TCP + TLS).
+    pub connect_timeout: Duration,
+    /// Time allowed for one whole request, answer included.
+    pub request_timeout: Duration,
+    /// A PEM file of extra CA certificates to trust besides the OS store.
+    pub extra_ca_file: Option<PathBuf>,
+    /// An explicit proxy URL (otherwise the environment's `HTTPS_PROXY` etc.).
+    pub proxy: Option<String>,
+    /// Host-suffix overrides of DNS.
+    pub resolve: Vec<ResolveOverride>,
+    /// Attempts for retryable failures (1 = no retry).
+    pub max_attempts: u32,
+    /// Pause before the first retry; doubled for each further one.
+    pub retry_backoff: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            extra_ca_file: None,
+            proxy: None,
+            resolve: Vec::new(),
+            max_attempts: 3,
+            retry_backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// `suffix=ip:port`: every host equal to or ending in `.suffix` resolves to `addr`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolveOverride {
+    /// Host suffix, e.g. `salesforce.com`.
+    pub suffix: String,
+    /// Where to connect instead.
+    pub addr: SocketAddr,
+}
+
+impl ResolveOverride {
+    /// Parses `salesforce.com=127.0.0.1:8443`.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let (suffix, addr) =
+            spec.split_once('=').ok_or_else(|| format!("resolve override {spec:?} is not SUFFIX=IP:PORT"))?;
+        let addr = addr.trim().parse().map_err(|_| format!("resolve override {spec:?}: {addr:?} is not IP:PORT"))?;
+        let suffix = suffix.trim().trim_start_matches('.').to_ascii_lowercase();
+        if suffix.is_empty() {
+            return Err(format!("resolve override {spec:?} has an empty suffix"));
+        }
+        Ok(Self { suffix, addr })
+    }
+
+    fn matches(&self, host: &str) -> bool {
+        host == self.suffix || host.ends_with(&format!(".{}", self.suffix))
+    }
+}
+
+/// Why a client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The extra CA file could not be read or holds no certificate.
+    #[error("the extra CA file {} cannot be used: {reason}", path.display())]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The proxy URL is malformed.
+    #[error("the proxy URL {url:?} is not valid")]
+    Proxy {
+        /// The URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// reqwest refused the configuration.
+    #[error("the HTTPS client could not be created")]
+    Build(#[source] reqwest::Error),
+}
+
+/// Builds the client for these settings.
+pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, ClientError> {
+    let mut builder = reqwest::Client::builder()
+        .https_only(true)
+        .connect_timeout(settings.connect_timeout)
+        .timeout(settings.request_timeout)
+        .user_agent(concat!("speediful-slam/", env!("CARGO_PKG_VERSION")))
+        .tls_built_in_native_certs(true)
+        // A redirected POST loses its body; Salesforce login endpoints do not redirect
+        // legitimately, so a redirect is reported rather than followed.
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(path) = &settings.extra_ca_file {
+        let pem = std::fs::read(path).map_err(|e| ClientError::CaFile { path: path.clone(), reason: e.to_string() })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| ClientError::CaFile { path: path.clone(), reason: e.to_string() })?;
+        if certs.is_empty() {
+            return Err(ClientError::CaFile { path: path.clone(), reason: "no PEM certificate in it".into() });
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if let Some(url) = &settings.proxy {
+        let proxy = reqwest::Proxy::all(url).map_err(|source| ClientError::Proxy { url: url.clone(), source })?;
+        builder = builder.proxy(proxy);
+    }
+    if !settings.resolve.is_empty() {
+        builder = builder.dns_resolver(Arc::new(OverridingResolver { overrides: settings.resolve.clone() }));
+    }
+    builder.build().map_err(ClientError::Build)
+}
+
+struct OverridingResolver {
+    overrides: Vec<ResolveOverride>,
+}
+
+impl reqwest::dns::Resolve for OverridingResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_ascii_lowercase();
+        let fixed = self.overrides.iter().find(|o| o.matches(&host)).map(|o| o.addr);
+        Box::pin(async move {
+            match fixed {
+                Some(addr) => Ok(Box::new(std::iter::once(addr)) as reqwest::dns::Addrs),
+                None => {
+                    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+                    Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+                }
+            }
+        })
+    }
+}
+
+/// A transport-level failure, classified for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// DNS, refused connection, proxy failure.
+    #[error("cannot connect to {host}")]
+    Connect {
+        /// The host.
+        host: String,
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server's certificate was not trusted.
+    #[error("the TLS certificate of {host} is not trusted")]
+    Tls {
+        /// The host.
+        host: String,
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// No answer in time.
+    #[error("{host} did not answer within {seconds} seconds")]
+    Timeout {
+        /// The host.
+        host: String,
+        /// The limit.
+        seconds: u64,
+    },
+    /// 5xx after all attempts.
+    #[error("{host} answered HTTP {status} ({attempts} attempts)")]
+    Unavailable {
+        /// The host.
+        host: String,
+        /// The last status.
+        status: u16,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// Anything else reqwest reports.
+    #[error("the request to {host} failed")]
+    Other {
+        /// The host.
+        host: String,
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+/// An answer: status, the `Date` header, and the body text.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// The server's `Date` header, if any (used to measure clock skew).
+    pub date: Option<std::time::SystemTime>,
+    /// The `Content-Type` header.
+    pub content_type: String,
+    /// The body.
+    pub body: String,
+}
+
+/// Sends the request `make` builds, retrying what is safe to retry.
+pub async fn send(
+    settings: &HttpSettings,
+    host: &str,
+    make: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<Answer, TransportError> {
+    let attempts = settings.max_attempts.max(1);
+    let mut backoff = settings.retry_backoff;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = make().send().await;
+        let retryable = match &result {
+            Err(e) => e.is_connect() && !is_tls_error(e),
+            Ok(response) => matches!(response.status().as_u16(), 502..=504),
+        };
+        if retryable && attempt < attempts {
+            tracing::debug!(host, attempt, "retrying after a failure that cannot have been processed");
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
+            continue;
+        }
+        return match result {
+            Err(e) => Err(classify(host, e, settings)),
+            Ok(response) => {
+                let status = response.status().as_u16();
+                tracing::debug!(host, status, attempt, "answer");
+                if (502..=504).contains(&status) {
+                    return Err(TransportError::Unavailable { host: host.to_string(), status, attempts: attempt });
+                }
+                let date = response
+                    .headers()
+                    .get(reqwest::header::DATE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| httpdate::parse_http_date(v).ok());
+                let content_type = response
+                    .headers()
+                    .get(reqwest::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                let body = response.text().await.map_err(|e| classify(host, e, settings))?;
+                Ok(Answer { status, date, content_type, body })
+            }
+        };
+    }
+}
+
+fn classify(host: &str, error: reqwest::Error, settings: &HttpSettings) -> TransportError {
+    let host = host.to_string();
+    if error.is_timeout() {
+        TransportError::Timeout { host, seconds: settings.request_timeout.as_secs().max(1) }
+    } else if is_tls_error(&error) {
+        TransportError::Tls { host, source: error }
+    } else if error.is_connect() {
+        TransportError::Connect { host, source: error }
+    } else {
+        TransportError::Other { host, source: error }
+    }
+}
+
+/// reqwest has no TLS predicate; certificate failures surface as a rustls error in
+/// the source chain.
+fn is_tls_error(error: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        let text = e.to_string();
+        if text.contains("certificate") || text.contains("UnknownIssuer") || text.contains("invalid peer") {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_overrides_parse_and_match_suffixes() {
+        let o = ResolveOverride::parse("salesforce.com=127.0.0.1:8443").unwrap();
+        assert!(o.matches("login.salesforce.com"));
+        assert!(o.matches("acme--partial.sandbox.my.salesforce.com"));
+        assert!(o.matches("salesforce.com"));
+        assert!(!o.matches("evilsalesforce.com"));
+        assert!(!o.matches("salesforce.com.evil.net"));
+        assert!(ResolveOverride::parse("nothing").is_err());
+        assert!(ResolveOverride::parse("x=notanaddr").is_err());
+    }
+}
