@@ -281,6 +281,7 @@ fn jwt_errors_in_order() {
     let bad_aud = oauth_err("invalid_grant", "audience is invalid");
     for bad in [
         json!("login.salesforce.com"),
+        json!("https://login.salesforce.com/"),
         json!([aud]),
         json!("https://test.salesforce.com"),
         json!("https://globex.my.salesforce.com"),

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod keys;
+mod login;
 #[cfg(not(windows))]
 mod openssl;
 mod support;

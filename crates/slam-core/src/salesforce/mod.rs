@@ -144,6 +144,7 @@ impl SalesforceClient {
     }
 
     /// SOAP `login()` with password + security token.
+    /// When Salesforce refuses the version, the error names the highest one the org offers.
     pub async fn login_soap(
         &self,
         domain: &LoginDomain,
@@ -152,7 +153,13 @@ impl SalesforceClient {
         token: &Secret,
         api_version: i64,
     ) -> Result<Session, LoginError> {
-        soap::login(self, domain, username, password, token, api_version).await
+        match soap::login(self, domain, username, password, token, api_version).await {
+            Err(LoginError::SoapFault { code, .. }) if code == "UNSUPPORTED_API_VERSION" => {
+                let offered = rest::versions_offered(self, &domain.base_url()).await.unwrap_or_default();
+                Err(LoginError::VersionNotOffered { requested: api_version, highest: offered.last().cloned() })
+            }
+            other => other,
+        }
     }
 
     /// The connection test: an authenticated call at `api_version`, and the list of

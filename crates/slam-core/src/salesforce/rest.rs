@@ -50,29 +50,13 @@ pub(super) async fn test_connection(
     api_version: i64,
 ) -> Result<ConnectionTest, LoginError> {
     let host = session.instance_url.trim_start_matches("https://").to_string();
-    let versions_url = format!("{}/services/data/", session.instance_url);
     let probe_url = format!("{}/services/data/v{api_version}.0", session.instance_url);
 
     let probe = http::send(&client.settings, &host, || {
         client.http.get(&probe_url).bearer_auth(session.access_token.expose_secret())
     })
     .await?;
-    let listing = http::send(&client.settings, &host, || client.http.get(&versions_url)).await?;
-    let mut versions: Vec<String> = if listing.status == 200 {
-        serde_json::from_str::<Vec<VersionEntry>>(&listing.body)
-            .map_err(|_| LoginError::Unexpected {
-                url: versions_url.clone(),
-                status: listing.status,
-                snippet: super::snippet(&listing.body),
-            })?
-            .into_iter()
-            .map(|v| v.version)
-            .collect()
-    } else {
-        Vec::new()
-    };
-    versions.sort_by(|a, b| version_key(a).total_cmp(&version_key(b)));
-    let test = ConnectionTest { versions_offered: versions };
+    let test = ConnectionTest { versions_offered: versions_offered(client, &session.instance_url).await? };
 
     match probe.status {
         200 => Ok(test),
@@ -92,6 +76,24 @@ pub(super) async fn test_connection(
             }
         }
     }
+}
+
+/// The API versions `base_url` offers, ascending. `GET /services/data/` needs no
+/// session, so this also works when a login was refused for its version.
+pub(super) async fn versions_offered(client: &SalesforceClient, base_url: &str) -> Result<Vec<String>, LoginError> {
+    let host = base_url.trim_start_matches("https://").to_string();
+    let url = format!("{base_url}/services/data/");
+    let listing = http::send(&client.settings, &host, || client.http.get(&url)).await?;
+    if listing.status != 200 {
+        return Ok(Vec::new());
+    }
+    let mut versions: Vec<String> = serde_json::from_str::<Vec<VersionEntry>>(&listing.body)
+        .map_err(|_| LoginError::Unexpected { url, status: listing.status, snippet: super::snippet(&listing.body) })?
+        .into_iter()
+        .map(|v| v.version)
+        .collect();
+    versions.sort_by(|a, b| version_key(a).total_cmp(&version_key(b)));
+    Ok(versions)
 }
 
 fn version_key(v: &str) -> f64 {
