@@ -505,3 +505,75 @@ fn no_secret_appears_in_any_output_or_log() {
     // Access tokens: the fake issues `00D…!…` tokens; none may be printed.
     assert!(!seen.contains(&format!("{}!", &w.prod.org_id[..15])), "an access token leaked:\n{seen}");
 }
+
+/// A minimal HTTP CONNECT proxy that records each CONNECT line and tunnels every
+/// connection to the fake Salesforce (the proxy, not the client, resolves names).
+struct ConnectProxy {
+    addr: std::net::SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ConnectProxy {
+    fn start(upstream: std::net::SocketAddr) -> Self {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(client.try_clone().unwrap());
+                    let mut first = String::new();
+                    reader.read_line(&mut first).unwrap();
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).unwrap() > 2 {
+                        line.clear();
+                    }
+                    log.lock().unwrap().push(first.trim().to_string());
+                    let server = std::net::TcpStream::connect(upstream).unwrap();
+                    let mut client_w = client.try_clone().unwrap();
+                    client_w.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").unwrap();
+                    let mut server_r = server.try_clone().unwrap();
+                    let mut server_w = server;
+                    let up = std::thread::spawn(move || std::io::copy(&mut reader, &mut server_w));
+                    let _ = std::io::copy(&mut server_r, &mut client_w);
+                    let _ = client_w.shutdown(std::net::Shutdown::Both);
+                    let _ = up.join();
+                });
+            }
+        });
+        ConnectProxy { addr, seen }
+    }
+
+    fn connects(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn an_explicit_proxy_and_the_https_proxy_variable_are_used() {
+    let w = World::new();
+    let proxy = ConnectProxy::start(w.fake.addr());
+    let url = format!("http://{}", proxy.addr);
+    let base = ["--format", "json", "test-login", "--username", USER, "--domain", "acme.my"];
+
+    let mut cmd = w.slam.command(&base);
+    cmd.arg("--ca-file").arg(&w.ca_file).arg("--proxy").arg(&url);
+    cmd.env("SLAM_PASSWORD", User::DEFAULT_PASSWORD).env("SLAM_TOKEN", User::DEFAULT_SECURITY_TOKEN);
+    crate::support::run(cmd).ok();
+    assert!(
+        proxy.connects().iter().any(|c| c == "CONNECT acme.my.salesforce.com:443 HTTP/1.1"),
+        "{:?}",
+        proxy.connects()
+    );
+
+    let before = proxy.connects().len();
+    let mut cmd = w.slam.command(&base);
+    cmd.arg("--ca-file").arg(&w.ca_file);
+    cmd.env("SLAM_PASSWORD", User::DEFAULT_PASSWORD).env("SLAM_TOKEN", User::DEFAULT_SECURITY_TOKEN);
+    cmd.env("HTTPS_PROXY", &url).env_remove("NO_PROXY").env_remove("no_proxy");
+    crate::support::run(cmd).ok();
+    assert!(proxy.connects().len() > before, "HTTPS_PROXY was not used: {:?}", proxy.connects());
+}
