@@ -14,7 +14,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use render::{Format, TerminalSink};
 use slam_core::clock::SystemClock;
 use slam_core::data_dir::DataDir;
-use slam_core::ops::{self, ConnectionArgs, Context, SetupJwtArgs};
+use slam_core::ops::{self, AddConnectionArgs, ConnectionArgs, Context, SetupJwtArgs};
 use slam_core::salesforce::{HttpSettings, ResolveOverride};
 use slam_core::secret::{Secret, secret};
 use slam_protocol::{ErrorCode, SlamError};
@@ -97,6 +97,40 @@ enum Command {
     /// Log in to Salesforce with connection parameters and run the connection test;
     /// stores nothing. Takes the same parameters as add-connection.
     TestLogin(ConnectionFlags),
+    /// Validate, test, store (secrets sealed) and activate a Salesforce connection.
+    /// (SLAM_add_connection)
+    AddConnection {
+        #[command(flatten)]
+        connection: ConnectionFlags,
+        /// Optional alias for this environment.
+        #[arg(long)]
+        environment_name: Option<String>,
+        /// Store the connection without testing it.
+        #[arg(long)]
+        skip_test: bool,
+    },
+    /// List the stored connections (never their secrets). (SLAM_list_connections)
+    ListConnections,
+    /// Make a stored connection the active one. (SLAM_use_connection_username)
+    UseConnectionUsername {
+        /// Salesforce username of a stored connection.
+        #[arg(long)]
+        username: String,
+    },
+    /// Log in with a stored connection and record the result. (SLAM_test_connection)
+    TestConnection {
+        /// Salesforce username of a stored connection.
+        #[arg(long)]
+        username: String,
+    },
+    /// Delete a stored connection. (SLAM_remove_connection)
+    RemoveConnection {
+        /// Salesforce username of a stored connection.
+        #[arg(long)]
+        username: String,
+    },
+    /// Show SLAM_Settings (the active connection).
+    Settings,
 }
 
 /// The parameters of SLAM_add_connection.
@@ -158,7 +192,8 @@ fn init_logging() {
 fn run(cli: Cli, matches: &ArgMatches, sink: &mut TerminalSink) -> Result<(), SlamError> {
     let clock = SystemClock;
     let http = http_settings(&cli)?;
-    let ctx = Context { data_dir: cli.data_dir.unwrap_or_else(DataDir::default_path), clock: &clock, http };
+    let ctx =
+        Context { data_dir: cli.data_dir.unwrap_or_else(DataDir::default_path), clock: &clock, http, caller: caller() };
     let sub = matches.subcommand().map(|(_, m)| m);
     match cli.command {
         Command::SetupJwt { key_name, password, password_stdin, cert_days, force } => {
@@ -173,26 +208,40 @@ fn run(cli: Cli, matches: &ArgMatches, sink: &mut TerminalSink) -> Result<(), Sl
         Command::ListKeys => ops::list_keys(&ctx, sink),
         Command::TestLogin(flags) => {
             sink.set_json_envelope(true);
-            let args = ConnectionArgs {
-                username: flags.username,
-                auth_method: Some(flags.auth_method),
-                consumer_key: flags.consumer_key,
-                key_name: flags.key_name,
-                key_password: secret_flag(
-                    sub,
-                    "key_password",
-                    "the SLAM_KEY_PASSWORD variable",
-                    flags.key_password,
-                    sink,
-                ),
-                password: secret_flag(sub, "password", "the SLAM_PASSWORD variable", flags.password, sink),
-                token: secret_flag(sub, "token", "the SLAM_TOKEN variable", flags.token, sink),
-                domain: Some(flags.domain),
-                api_version: Some(flags.api_version),
-            };
+            let args = connection_args(flags, sub, sink);
             block_on(ops::test_login(&ctx, args, sink))
         }
+        Command::AddConnection { connection, environment_name, skip_test } => {
+            let args =
+                AddConnectionArgs { connection: connection_args(connection, sub, sink), environment_name, skip_test };
+            block_on(ops::add_connection(&ctx, args, sink))
+        }
+        Command::ListConnections => ops::list_connections(&ctx, sink),
+        Command::UseConnectionUsername { username } => ops::use_connection_username(&ctx, &username, sink),
+        Command::TestConnection { username } => block_on(ops::test_connection(&ctx, &username, sink)),
+        Command::RemoveConnection { username } => ops::remove_connection(&ctx, &username, sink),
+        Command::Settings => ops::settings(&ctx, sink),
     }
+}
+
+fn connection_args(flags: ConnectionFlags, sub: Option<&ArgMatches>, sink: &mut TerminalSink) -> ConnectionArgs {
+    ConnectionArgs {
+        username: flags.username,
+        auth_method: Some(flags.auth_method),
+        consumer_key: flags.consumer_key,
+        key_name: flags.key_name,
+        key_password: secret_flag(sub, "key_password", "the SLAM_KEY_PASSWORD variable", flags.key_password, sink),
+        password: secret_flag(sub, "password", "the SLAM_PASSWORD variable", flags.password, sink),
+        token: secret_flag(sub, "token", "the SLAM_TOKEN variable", flags.token, sink),
+        domain: Some(flags.domain),
+        api_version: Some(flags.api_version),
+    }
+}
+
+/// Who runs this, for SLAM_Log: the OS account and the program.
+fn caller() -> String {
+    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into());
+    format!("{user} (slam-cli {})", env!("CARGO_PKG_VERSION"))
 }
 
 /// Runs an async operation on a runtime that lives only for this call.

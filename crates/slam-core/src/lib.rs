@@ -10,6 +10,7 @@
 //! - [`data_dir`]: where SLAM keeps its state, and checks that it is usable.
 //! - [`salesforce`]: logging in (JWT Bearer, SOAP `login()`) and the connection test,
 //!   over one HTTPS client with explicit trust, proxy, timeout and retry rules.
+//! - [`seal`]: secrets at rest, sealed under the machine master key.
 //! - [`clock`]: the current time, behind a trait so certificate validity can be
 //!   tested at any instant.
 //! - [`secret`]: the type that carries passwords and passphrases without ever
@@ -24,4 +25,5 @@ mod fs_private;
 pub mod keys;
 pub mod ops;
 pub mod salesforce;
+pub mod seal;
 pub mod secret;

@@ -17,8 +17,13 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+mod connections;
 mod login;
 
+pub use connections::{
+    AddConnectionArgs, add_connection, list_connections, remove_connection, settings, test_connection,
+    use_connection_username,
+};
 pub use login::{
     AuthMethod, ConnectionArgs, ConnectionPlan, Credentials, LoginOutcome, SOAP_RETIREMENT_WARNING, login_and_test,
     test_login, validate,
@@ -38,10 +43,12 @@ pub struct Context<'a> {
     pub clock: &'a dyn Clock,
     /// How to reach Salesforce.
     pub http: crate::salesforce::HttpSettings,
+    /// Who is asking, for SLAM_Log (OS user and program, or SQL login and database).
+    pub caller: String,
 }
 
 impl Context<'_> {
-    fn vault(&self) -> Result<KeyVault, SlamError> {
+    pub(crate) fn vault(&self) -> Result<KeyVault, SlamError> {
         let data_dir = DataDir::open(&self.data_dir).map_err(|e| key_error(KeyError::DataDir(e)))?;
         KeyVault::open(&data_dir).map_err(key_error)
     }
@@ -283,7 +290,7 @@ pub fn utc(at: OffsetDateTime) -> String {
     )
 }
 
-fn rfc3339(at: OffsetDateTime) -> Value {
+pub(crate) fn rfc3339(at: OffsetDateTime) -> Value {
     at.to_offset(time::UtcOffset::UTC).format(&Rfc3339).map_or(Value::Null, Value::Text)
 }
 
@@ -375,7 +382,7 @@ mod tests {
     use slam_protocol::RecordingSink;
 
     fn ctx<'a>(dir: &Path, clock: &'a FixedClock) -> Context<'a> {
-        Context { data_dir: dir.to_path_buf(), clock, http: Default::default() }
+        Context { data_dir: dir.to_path_buf(), clock, http: Default::default(), caller: "test".into() }
     }
 
     fn t0() -> OffsetDateTime {

@@ -49,6 +49,10 @@ error_codes! {
     DataDirMissing = 50003, "SLAM_DATA_DIR_MISSING";
     /// The SLAM data directory exists but cannot be used (not a directory, not writable).
     DataDirUnusable = 50004, "SLAM_DATA_DIR_UNUSABLE";
+    /// The SLAM store (SQLite file or database) failed.
+    StoreFailed = 50005, "SLAM_STORE_FAILED";
+    /// Stored secrets cannot be decrypted (master key missing, replaced, or from another machine).
+    SecretsUnreadable = 50006, "SLAM_SECRETS_UNREADABLE";
     /// `@key_name` is not a safe file name.
     KeyNameInvalid = 50101, "SLAM_KEY_NAME_INVALID";
     /// `@cert_days` is outside 1..=3650.
@@ -83,6 +87,8 @@ error_codes! {
     AuthMethodInvalid = 50204, "SLAM_AUTH_METHOD_INVALID";
     /// Security-token login asked for at API 65.0 or later, where Salesforce removed SOAP `login()`.
     SoapLoginRetiredVersion = 50205, "SLAM_SOAP_LOGIN_RETIRED_VERSION";
+    /// No connection is stored for that username.
+    ConnectionNotFound = 50206, "SLAM_CONNECTION_NOT_FOUND";
     /// Salesforce could not be reached (DNS, connection refused, proxy).
     SalesforceUnreachable = 50301, "SLAM_SF_UNREACHABLE";
     /// The TLS certificate presented for Salesforce was not trusted.

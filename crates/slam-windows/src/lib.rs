@@ -7,11 +7,14 @@
 //! `C:\ProgramData` inherit an ACL that lets every member of `BUILTIN\Users` read
 //! them, and the JWT private keys live under `C:\ProgramData\Speediful\SLAM\keys`.
 //! [`restrict_to_owner`] replaces that inherited ACL with a protected one.
+//! [`dpapi_protect`] wraps the master key that seals stored secrets.
 
 #![cfg(windows)]
 #![deny(missing_docs)]
 #![allow(unsafe_code)]
 
 mod acl;
+mod dpapi;
 
 pub use acl::{describe_dacl, restrict_to_owner, running_under_wine};
+pub use dpapi::{dpapi_protect, dpapi_unprotect};

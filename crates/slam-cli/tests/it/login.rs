@@ -6,23 +6,23 @@ use crate::support::{Run, Slam};
 use slam_testkit::{App, FakeSalesforce, Org, User};
 use std::time::{Duration, Instant};
 
-const KEY_PASS: &str = "key passphrase: long & <unique>";
-const USER: &str = "etl@acme.com";
+pub(crate) const KEY_PASS: &str = "key passphrase: long & <unique>";
+pub(crate) const USER: &str = "etl@acme.com";
 
 /// A fake Salesforce with a production org `acme`, a sandbox `acme--partial`, a
 /// user in each, and a SLAM data dir holding keypair `acme-prod` registered in an
 /// External Client App of the production org.
-struct World {
-    slam: Slam,
-    fake: FakeSalesforce,
-    ca_file: std::path::PathBuf,
-    prod: Org,
+pub(crate) struct World {
+    pub(crate) slam: Slam,
+    pub(crate) fake: FakeSalesforce,
+    pub(crate) ca_file: std::path::PathBuf,
+    pub(crate) prod: Org,
     sandbox: Org,
-    consumer_key: String,
+    pub(crate) consumer_key: String,
 }
 
 impl World {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let slam = Slam::new();
         let fake = FakeSalesforce::start();
         let ca_file = fake.write_ca_file(slam.data_dir());

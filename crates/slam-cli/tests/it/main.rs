@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod connections;
 mod keys;
 mod login;
 #[cfg(not(windows))]
