@@ -11,17 +11,8 @@ const SOAP_PASSWORD: &str = "Soap-Pa55word&<xml>";
 const SOAP_TOKEN: &str = "SOAPTOKEN4242";
 
 impl World {
-    /// `slam --format json <args>` with the fake's CA and resolve override and
-    /// the secrets in the environment.
     fn slam(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut all = vec!["--format", "json", "--http-timeout", "5"];
-        all.extend_from_slice(args);
-        let mut cmd = self.slam.command(&all);
-        cmd.arg("--ca-file").arg(&self.ca_file).arg("--resolve").arg(self.fake.resolve_spec());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        crate::support::run(cmd)
+        self.slam_json(args, env)
     }
 
     fn add_jwt(&self, extra: &[&str]) -> Run {
@@ -140,19 +131,10 @@ fn a_failed_test_stores_nothing_and_skip_test_stores_untested() {
     assert_eq!(list[0]["active"], true);
 
     // A JWT connection with an unusable key is refused even when skipping the test.
-    let base = [
-        "add-connection",
-        "--auth-method",
-        "jwt_bearer",
-        "--username",
-        USER,
-        "--consumer-key",
-        &w.consumer_key,
-        "--key-name",
-        "acme-prod",
-        "--skip-test",
-    ];
-    w.slam(&base, &[("SLAM_KEY_PASSWORD", "not the passphrase")]).fails_with(50110);
+    let mut add = w.slam.command(&["add-connection", "--auth-method", "jwt_bearer", "--username", USER, "--skip-test"]);
+    add.args(["--consumer-key", &w.consumer_key, "--key-name", "acme-prod"]);
+    add.env("SLAM_KEY_PASSWORD", "not the passphrase");
+    crate::support::run(add).fails_with(50110);
     assert_eq!(w.list().len(), 1);
 }
 

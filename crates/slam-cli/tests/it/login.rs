@@ -46,7 +46,15 @@ impl World {
     }
 
     fn login_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut all = vec!["--format", "json", "--http-timeout", "5", "test-login"];
+        let mut all = vec!["test-login"];
+        all.extend_from_slice(args);
+        self.slam_json(&all, env)
+    }
+
+    /// `slam --format json --http-timeout 5 <args>` with the fake's CA and resolve
+    /// override, and `env` set.
+    pub(crate) fn slam_json(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut all = vec!["--format", "json", "--http-timeout", "5"];
         all.extend_from_slice(args);
         let mut cmd = self.slam.command(&all);
         cmd.arg("--ca-file").arg(&self.ca_file).arg("--resolve").arg(self.fake.resolve_spec());
@@ -57,18 +65,22 @@ impl World {
     }
 
     fn jwt(&self, domain: &str, username: &str) -> Run {
-        self.login(&[
-            "--auth-method",
-            "jwt_bearer",
-            "--username",
-            username,
-            "--consumer-key",
-            &self.consumer_key,
-            "--key-name",
-            "acme-prod",
-            "--domain",
-            domain,
-        ])
+        self.jwt_with(&self.consumer_key, username, "acme-prod", &["--domain", domain])
+    }
+
+    /// A JWT login with this consumer key, user and keypair, plus `extra` flags.
+    fn jwt_with(&self, consumer_key: &str, username: &str, key_name: &str, extra: &[&str]) -> Run {
+        let mut args = vec!["--auth-method", "jwt_bearer", "--username", username, "--consumer-key", consumer_key];
+        args.extend_from_slice(&["--key-name", key_name]);
+        args.extend_from_slice(extra);
+        self.login(&args)
+    }
+
+    /// Registers keypair `acme-prod`'s certificate in an app `consumer_key` of `org`,
+    /// pre-authorizing `username`.
+    fn register_app(&self, consumer_key: &str, org: &Org, username: &str) {
+        let cert = std::fs::read_to_string(self.slam.cert_file("acme-prod")).unwrap();
+        self.fake.add_app(App::new(consumer_key, org, cert).pre_authorize(username));
     }
 
     fn soap(&self, username: &str, password: &str, token: &str, extra: &[&str]) -> Run {
@@ -120,20 +132,13 @@ fn jwt_login_via_login_domain_and_sandbox_my_domain_use_the_right_audience() {
     assert_eq!(w.token_requests()[0].host, "login.salesforce.com");
 
     // The same key registered in the sandbox's copy of the app.
-    let cert = std::fs::read_to_string(w.slam.cert_file("acme-prod")).unwrap();
-    w.fake.add_app(App::new("SANDBOXKEY", &w.sandbox, cert).pre_authorize("etl@acme.com.partial"));
-    let run = w.login(&[
-        "--auth-method",
-        "jwt_bearer",
-        "--username",
-        "etl@acme.com.partial",
-        "--consumer-key",
+    w.register_app("SANDBOXKEY", &w.sandbox, "etl@acme.com.partial");
+    let run = w.jwt_with(
         "SANDBOXKEY",
-        "--key-name",
+        "etl@acme.com.partial",
         "acme-prod",
-        "--domain",
-        "https://acme--partial.sandbox.my.salesforce.com/",
-    ]);
+        &["--domain", "https://acme--partial.sandbox.my.salesforce.com/"],
+    );
     let run = run.ok();
     assert!(run.stderr.contains("Using @domain = 'acme--partial.sandbox.my' (normalised from"), "{}", run.stderr);
     assert_eq!(run.json()["org_id"], w.sandbox.org_id.as_str());
@@ -145,18 +150,7 @@ fn jwt_login_via_login_domain_and_sandbox_my_domain_use_the_right_audience() {
 #[test]
 fn unknown_consumer_key_is_named() {
     let w = World::new();
-    let run = w.login(&[
-        "--auth-method",
-        "jwt_bearer",
-        "--username",
-        USER,
-        "--consumer-key",
-        "3MVGnotarealkey",
-        "--key-name",
-        "acme-prod",
-        "--domain",
-        "acme.my",
-    ]);
+    let run = w.jwt_with("3MVGnotarealkey", USER, "acme-prod", &["--domain", "acme.my"]);
     let run = run.fails_with(50310);
     assert!(run.stderr.contains("invalid_client_id") && run.stderr.contains("Consumer Key"), "{}", run.stderr);
     assert_eq!(run.json()["ok"], false);
@@ -170,16 +164,7 @@ fn app_in_another_org_is_reported_as_not_installed() {
     let other = Org::production("other");
     w.fake.add_org(other.clone());
     w.fake.add_app(App::new("OTHERKEY", &other, cert).pre_authorize(USER));
-    let run = w.login(&[
-        "--auth-method",
-        "jwt_bearer",
-        "--username",
-        USER,
-        "--consumer-key",
-        "OTHERKEY",
-        "--key-name",
-        "acme-prod",
-    ]);
+    let run = w.jwt_with("OTHERKEY", USER, "acme-prod", &[]);
     let run = run.fails_with(50311);
     assert!(run.stderr.contains("External client app is not installed in this org"), "{}", run.stderr);
 }
@@ -204,20 +189,8 @@ fn user_not_pre_authorized_tries_both_audiences_and_lists_them() {
 #[test]
 fn sandbox_user_through_the_production_login_server_is_explained() {
     let w = World::new();
-    let cert = std::fs::read_to_string(w.slam.cert_file("acme-prod")).unwrap();
-    w.fake.add_app(App::new("SANDBOXKEY", &w.sandbox, cert).pre_authorize("etl@acme.com.partial"));
-    let run = w.login(&[
-        "--auth-method",
-        "jwt_bearer",
-        "--username",
-        "etl@acme.com.partial",
-        "--consumer-key",
-        "SANDBOXKEY",
-        "--key-name",
-        "acme-prod",
-        "--domain",
-        "login",
-    ]);
+    w.register_app("SANDBOXKEY", &w.sandbox, "etl@acme.com.partial");
+    let run = w.jwt_with("SANDBOXKEY", "etl@acme.com.partial", "acme-prod", &["--domain", "login"]);
     // Salesforce answers an audience or an approval error here; either way the hint
     // must point at `test` and list what was tried.
     assert_eq!(run.code, 1, "{}", run.stderr);
@@ -233,18 +206,7 @@ fn a_certificate_that_is_not_this_keys_is_reported_with_the_file_to_upload() {
     other.run(&["setup-jwt", "--key-name", "other"]).ok();
     let wrong_cert = std::fs::read_to_string(other.cert_file("other")).unwrap();
     w.fake.add_app(App::new("WRONGCERT", &w.prod, wrong_cert).pre_authorize(USER));
-    let run = w.login(&[
-        "--auth-method",
-        "jwt_bearer",
-        "--username",
-        USER,
-        "--consumer-key",
-        "WRONGCERT",
-        "--key-name",
-        "acme-prod",
-        "--domain",
-        "acme.my",
-    ]);
+    let run = w.jwt_with("WRONGCERT", USER, "acme-prod", &["--domain", "acme.my"]);
     let run = run.fails_with(50313);
     assert!(run.stderr.contains("invalid assertion"), "{}", run.stderr);
     assert!(run.stderr.contains(&w.slam.cert_file("acme-prod").display().to_string()), "{}", run.stderr);
@@ -259,16 +221,7 @@ fn an_expired_certificate_is_refused_before_any_request() {
     let old = generate(&KeyName::parse("old").unwrap(), None, now - D::days(400), now - D::days(1)).unwrap();
     std::fs::write(w.slam.key_file("old"), old.private_key_pem.as_bytes()).unwrap();
     std::fs::write(w.slam.cert_file("old"), &old.certificate_pem).unwrap();
-    let run = w.login(&[
-        "--auth-method",
-        "jwt_bearer",
-        "--username",
-        USER,
-        "--consumer-key",
-        &w.consumer_key,
-        "--key-name",
-        "old",
-    ]);
+    let run = w.jwt_with(&w.consumer_key, USER, "old", &[]);
     let run = run.fails_with(50112);
     assert!(run.stderr.contains("SLAM_setup_jwt @key_name = 'old'"), "{}", run.stderr);
     assert!(w.fake.requests().is_empty(), "nothing may be sent with an expired certificate");
@@ -308,18 +261,8 @@ fn clock_skew_is_measured_from_salesforces_date_header() {
 fn inactive_user_is_reported() {
     let w = World::new();
     w.fake.add_user(User::new("gone@acme.com", &w.prod).with_active(false));
-    let cert = std::fs::read_to_string(w.slam.cert_file("acme-prod")).unwrap();
-    w.fake.add_app(App::new("K2", &w.prod, cert).pre_authorize("gone@acme.com"));
-    let run = w.login(&[
-        "--auth-method",
-        "jwt_bearer",
-        "--username",
-        "gone@acme.com",
-        "--consumer-key",
-        "K2",
-        "--key-name",
-        "acme-prod",
-    ]);
+    w.register_app("K2", &w.prod, "gone@acme.com");
+    let run = w.jwt_with("K2", "gone@acme.com", "acme-prod", &[]);
     run.fails_with(50316);
 }
 
@@ -339,22 +282,8 @@ fn api_version_not_offered_names_the_highest_offered() {
     let run = run.fails_with(50328);
     assert!(run.stderr.contains("the highest it offers is 62.0"), "{}", run.stderr);
     // JWT: the login works, the connection test finds the version missing.
-    let cert = std::fs::read_to_string(w.slam.cert_file("acme-prod")).unwrap();
-    w.fake.add_app(App::new("SMALLKEY", &small, cert).pre_authorize("u@small.com"));
-    let run = w.login(&[
-        "--auth-method",
-        "jwt_bearer",
-        "--username",
-        "u@small.com",
-        "--consumer-key",
-        "SMALLKEY",
-        "--key-name",
-        "acme-prod",
-        "--domain",
-        "small.my",
-        "--api-version",
-        "63",
-    ]);
+    w.register_app("SMALLKEY", &small, "u@small.com");
+    let run = w.jwt_with("SMALLKEY", "u@small.com", "acme-prod", &["--domain", "small.my", "--api-version", "63"]);
     let run = run.fails_with(50328);
     assert!(run.stderr.contains("does not offer API version 63.0 (the highest it offers is 62.0)"), "{}", run.stderr);
 }
