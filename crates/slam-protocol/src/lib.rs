@@ -7,13 +7,18 @@
 //! `srv_sendmsg` / `srv_describe` calls inside SQL Server. Keeping the stream the same
 //! everywhere is what lets `slam --local` and a T-SQL call print the same things.
 //!
-//! Error numbers live in [`codes`] and nowhere else.
+//! Error numbers live in [`codes`] and nowhere else. On the local pipe between the
+//! XP or CLI and the worker, a [`Request`] and its stream of [`Response`]s travel as
+//! [`frame`]s.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod codes;
+pub mod frame;
+mod message;
 mod output;
 
 pub use codes::{ErrorCode, SlamError};
+pub use message::{CallerContext, PROTOCOL_VERSION, Request, Response, WireError};
 pub use output::{Column, ColumnType, Message, OutputSink, RecordingSink, ResultSet, Severity, Value};
