@@ -18,12 +18,14 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 mod connections;
+mod dispatch;
 mod login;
 
 pub use connections::{
     AddConnectionArgs, add_connection, list_connections, remove_connection, settings, test_connection,
     use_connection_username,
 };
+pub use dispatch::{OPERATIONS, dispatch};
 pub use login::{
     AuthMethod, ConnectionArgs, ConnectionPlan, Credentials, LoginOutcome, SOAP_RETIREMENT_WARNING, login_and_test,
     test_login, validate,

@@ -89,6 +89,12 @@ error_codes! {
     SoapLoginRetiredVersion = 50205, "SLAM_SOAP_LOGIN_RETIRED_VERSION";
     /// No connection is stored for that username.
     ConnectionNotFound = 50206, "SLAM_CONNECTION_NOT_FOUND";
+    /// The request names an operation this worker does not know.
+    UnknownOperation = 50401, "SLAM_UNKNOWN_OPERATION";
+    /// The request speaks a protocol version this worker does not.
+    ProtocolVersion = 50402, "SLAM_PROTOCOL_VERSION";
+    /// An argument has the wrong JSON type (e.g. text where a number belongs).
+    ArgumentType = 50403, "SLAM_ARGUMENT_TYPE";
     /// Salesforce could not be reached (DNS, connection refused, proxy).
     SalesforceUnreachable = 50301, "SLAM_SF_UNREACHABLE";
     /// The TLS certificate presented for Salesforce was not trusted.
