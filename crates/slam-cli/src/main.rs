@@ -23,7 +23,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Speediful SLAM: Salesforce connections for SQL Server, from the command line.
-#[derive(Debug, Parser)]
+/// (No `Debug`: the parsed flags may hold passwords and tokens.)
+#[derive(Parser)]
 #[command(name = "slam", version, max_term_width = 100)]
 struct Cli {
     /// The SLAM data directory (keys live in DIR/keys).
@@ -62,7 +63,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum Command {
     /// Generate a JWT keypair: a private key (.pem) and a self-signed certificate (.crt)
     /// to upload to the Salesforce External Client App. (SLAM_setup_jwt)
@@ -134,7 +135,7 @@ enum Command {
 }
 
 /// The parameters of SLAM_add_connection.
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 struct ConnectionFlags {
     /// Salesforce username.
     #[arg(long)]
@@ -291,13 +292,10 @@ fn http_settings(cli: &Cli) -> Result<HttpSettings, SlamError> {
 
 /// The first line of standard input, without its line ending.
 fn read_stdin_secret() -> Result<Secret, SlamError> {
-    let mut line = String::new();
+    // The buffer is wiped on drop; `Secret` owns the only other copy.
+    let mut line = zeroize::Zeroizing::new(String::new());
     std::io::stdin().lock().read_line(&mut line).map_err(|e| {
         SlamError::new(ErrorCode::InvalidArgument, format!("reading the passphrase from standard input failed: {e}"))
     })?;
-    let trimmed = line.trim_end_matches(['\r', '\n']).to_string();
-    // Overwrite the buffer we read into; `Secret` owns the only copy from here.
-    line.clear();
-    line.shrink_to_fit();
-    Ok(secret(trimmed))
+    Ok(secret(line.trim_end_matches(['\r', '\n'])))
 }

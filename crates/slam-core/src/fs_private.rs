@@ -20,11 +20,14 @@ pub(crate) enum Visibility {
     Public,
 }
 
-/// Creates `dir` if needed and makes it private to the owner.
+/// Creates `dir` private to the creating account, or accepts it as it is if it
+/// exists. Permissions are set only at creation: re-applying them on every use would
+/// hand the directory to whichever account ran SLAM last (a DBA running `slam`
+/// would lock the service account out of its own keys).
 pub(crate) fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     match fs::create_dir(dir) {
         Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
         Err(e) => return Err(e),
     }
     #[cfg(unix)]
@@ -37,11 +40,14 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Writes `contents` to a new file at `path` (replacing any leftover), with the
-/// requested visibility from creation on, and flushes it to disk.
+/// Writes `contents` to a new file at `path`, with the requested visibility from
+/// creation on, and flushes it to disk. A leftover at `path` is removed first and
+/// the file is created fresh (`create_new`), so neither a stale file's permissions
+/// nor a planted link can be inherited.
 pub(crate) fn write_durably(path: &Path, contents: &[u8], visibility: Visibility) -> io::Result<()> {
+    remove_if_exists(path)?;
     let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -87,11 +93,32 @@ pub(crate) struct FileLock {
     _file: File,
 }
 
+/// How long SLAM waits for another process working on the same keypair or master
+/// key. Generating a keypair takes well under a second; anything longer is a stuck
+/// process, and the caller (possibly SQL Server's thread behind the XP) must get an
+/// answer rather than wait forever.
+pub(crate) const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl FileLock {
-    /// Blocks until this process holds the lock at `path`, creating the file.
-    pub(crate) fn acquire(path: &Path) -> io::Result<Self> {
+    /// Waits up to `wait` for the lock at `path` (creating the file); `TimedOut`
+    /// after that.
+    pub(crate) fn acquire(path: &Path, wait: std::time::Duration) -> io::Result<Self> {
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
-        file.lock()?;
-        Ok(Self { _file: file })
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Self { _file: file }),
+                Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("another SLAM process has held it for over {} seconds", wait.as_secs()),
+                    ));
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(e),
+            }
+        }
     }
 }

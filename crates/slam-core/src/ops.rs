@@ -319,7 +319,7 @@ pub(crate) fn key_error(error: KeyError) -> SlamError {
         KeyError::InvalidName { from_host_name: true, .. } => SlamError::new(ErrorCode::KeyNameInvalid, message)
             .with_hint("this machine's host name cannot be a key name: pass `@key_name`, e.g. 'acme-prod'"),
         KeyError::InvalidName { .. } => SlamError::new(ErrorCode::KeyNameInvalid, message).with_hint(format!(
-            "use up to {} letters, digits, `-`, `_` or `.`, e.g. 'acme-prod' (one name per Salesforce org)",
+            "use up to {} ASCII letters, digits, `-`, `_` or `.`, e.g. 'acme-prod' (one name per Salesforce org)",
             keys::MAX_KEY_NAME_CHARS
         )),
         KeyError::CertDays(_) => SlamError::new(ErrorCode::CertDaysInvalid, message)

@@ -66,7 +66,7 @@ impl MasterKey {
     pub fn load_or_create(data_dir: &Path) -> Result<Self, SealError> {
         let path = data_dir.join("master.key");
         let key_error = |source| SealError::KeyFile { path: path.clone(), source };
-        let _lock = FileLock::acquire(&data_dir.join(".master.key.lock")).map_err(key_error)?;
+        let _lock = FileLock::acquire(&data_dir.join(".master.key.lock"), fs_private::LOCK_WAIT).map_err(key_error)?;
         let rng = SystemRandom::new();
         let bytes = match std::fs::read(&path) {
             Ok(file) => unwrap_key_file(&file).ok_or_else(|| SealError::KeyUnreadable { path: path.clone() })?,

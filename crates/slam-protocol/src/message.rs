@@ -34,8 +34,8 @@ pub struct CallerContext {
     pub application: Option<String>,
 }
 
-/// One request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One request. `Debug` shows argument names only: values may be secrets.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
     /// Protocol version of the sender.
     pub version: u32,
@@ -51,6 +51,18 @@ pub struct Request {
     /// Who asked.
     #[serde(default)]
     pub caller: CallerContext,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("version", &self.version)
+            .field("id", &self.id)
+            .field("operation", &self.operation)
+            .field("args", &self.args.keys().collect::<Vec<_>>())
+            .field("caller", &self.caller)
+            .finish()
+    }
 }
 
 /// One response frame.
@@ -140,6 +152,9 @@ mod tests {
         assert_eq!(request.operation, "setup_jwt");
         assert_eq!(request.args["key_name"], "acme-prod");
         assert_eq!(request.caller.spid, Some(57));
+        let mut secret = request.clone();
+        secret.args.insert("password".into(), "hunter2-secret".into());
+        assert!(!format!("{secret:?}").contains("hunter2"), "Debug never shows argument values");
 
         let done = Response::Done {
             version: 1,

@@ -112,6 +112,15 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The store file could not be created.
+    #[error("the SLAM store {path} cannot be created")]
+    Create {
+        /// The database.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A statement failed (locked too long, disk full, corrupt file...).
     #[error("the SLAM store failed while {action}")]
     Sql {

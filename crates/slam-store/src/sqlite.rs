@@ -23,9 +23,21 @@ fn sql_error(action: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the store at `path`.
+    /// Opens (creating if needed) the store at `path`. On Unix a new file is created
+    /// owner-only before SQLite opens it; SQLite gives its `-wal` and `-shm` files the
+    /// database file's permissions.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let open_error = |source| StoreError::Open { path: path.display().to_string(), source };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+            if let Err(e) = created
+                && e.kind() != std::io::ErrorKind::AlreadyExists
+            {
+                return Err(StoreError::Create { path: path.display().to_string(), source: e });
+            }
+        }
         let conn = Connection::open(path).map_err(open_error)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
@@ -140,14 +152,14 @@ impl Store for SqliteStore {
     }
 
     fn get(&mut self, username: &str) -> Result<Option<ConnectionRecord>, StoreError> {
-        let query = format!("SELECT {} FROM SLAM_Connections WHERE Username = ?1", sql::CONNECTION_COLUMNS);
-        self.conn.query_row(&query, [username], record_from).optional().map_err(sql_error("reading a connection"))
+        self.conn
+            .query_row(sql::SELECT_CONNECTION, [username], record_from)
+            .optional()
+            .map_err(sql_error("reading a connection"))
     }
 
     fn list(&mut self) -> Result<Vec<ConnectionRecord>, StoreError> {
-        let query =
-            format!("SELECT {} FROM SLAM_Connections ORDER BY Username COLLATE NOCASE", sql::CONNECTION_COLUMNS);
-        let mut stmt = self.conn.prepare(&query).map_err(sql_error("listing connections"))?;
+        let mut stmt = self.conn.prepare(sql::SELECT_CONNECTIONS).map_err(sql_error("listing connections"))?;
         let rows = stmt.query_map([], record_from).map_err(sql_error("listing connections"))?;
         rows.collect::<Result<_, _>>().map_err(sql_error("listing connections"))
     }
@@ -162,9 +174,8 @@ impl Store for SqliteStore {
                 return Err(not_found(tx, username));
             }
             // Store the username as the connection spells it.
-            let stored: String = tx
-                .query_row("SELECT Username FROM SLAM_Connections WHERE Username = ?1", [username], |r| r.get(0))
-                .map_err(sql_error("activating"))?;
+            let stored: String =
+                tx.query_row(sql::SELECT_STORED_USERNAME, [username], |r| r.get(0)).map_err(sql_error("activating"))?;
             tx.execute(sql::SET_ACTIVE, params![stored, log.at]).map_err(sql_error("activating"))?;
             insert_log(tx, log)
         })

@@ -44,9 +44,15 @@ CREATE TABLE IF NOT EXISTS SLAM_Log (
 );
 ";
 
-pub(crate) const CONNECTION_COLUMNS: &str = "Username, AuthMethod, Domain, EnvironmentName, ApiVersion, KeyName, \
-    ConsumerKey, PasswordSealed, TokenSealed, KeyPasswordSealed, InstanceUrl, OrgId, CreatedAt, UpdatedAt, \
-    LastTestAt, LastTestOk, LastTestMessage";
+pub(crate) const SELECT_CONNECTION: &str = "SELECT Username, AuthMethod, Domain, EnvironmentName, ApiVersion, \
+    KeyName, ConsumerKey, PasswordSealed, TokenSealed, KeyPasswordSealed, InstanceUrl, OrgId, CreatedAt, UpdatedAt, \
+    LastTestAt, LastTestOk, LastTestMessage FROM SLAM_Connections WHERE Username = ?1";
+
+pub(crate) const SELECT_CONNECTIONS: &str = "SELECT Username, AuthMethod, Domain, EnvironmentName, ApiVersion, \
+    KeyName, ConsumerKey, PasswordSealed, TokenSealed, KeyPasswordSealed, InstanceUrl, OrgId, CreatedAt, UpdatedAt, \
+    LastTestAt, LastTestOk, LastTestMessage FROM SLAM_Connections ORDER BY Username COLLATE NOCASE";
+
+pub(crate) const SELECT_STORED_USERNAME: &str = "SELECT Username FROM SLAM_Connections WHERE Username = ?1";
 
 pub(crate) const SELECT_CREATED_AT: &str = "SELECT CreatedAt FROM SLAM_Connections WHERE Username = ?1";
 

@@ -50,8 +50,15 @@ fn transform(input: &[u8], protect: bool) -> io::Result<Vec<u8>> {
     if ok == 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: on success `out_blob` describes `cbData` bytes at `pbData`.
-    let output = unsafe { std::slice::from_raw_parts(out_blob.pbData, out_blob.cbData as usize) }.to_vec();
+    let len = out_blob.cbData as usize;
+    // SAFETY: on success `out_blob` describes `len` bytes at `pbData`.
+    let output = unsafe { std::slice::from_raw_parts(out_blob.pbData, len) }.to_vec();
+    // The buffer may hold the unwrapped master key: wipe it before handing it back.
+    for i in 0..len {
+        // SAFETY: `i < len`, inside the buffer described above; volatile so the
+        // compiler cannot drop the wipe as a dead store.
+        unsafe { std::ptr::write_volatile(out_blob.pbData.add(i), 0) };
+    }
     // SAFETY: allocated by CryptProtectData/CryptUnprotectData with LocalAlloc; freed once.
     unsafe { LocalFree(out_blob.pbData.cast()) };
     Ok(output)

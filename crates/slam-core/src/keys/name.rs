@@ -1,7 +1,8 @@
 //! Key names: the `@key_name` parameter, which becomes a file name.
 //!
-//! A key name is joined to the keys directory, so anything that could escape it or
-//! that Windows would treat specially is refused before any file is touched.
+//! A key name is joined to the keys directory and quoted into T-SQL in hints, so
+//! only `[A-Za-z0-9._-]` is accepted, and anything Windows would treat specially is
+//! refused before any file is touched.
 
 use std::fmt;
 
@@ -70,6 +71,9 @@ impl KeyName {
         if name.ends_with('.') || name.ends_with(' ') {
             return Err(KeyNameError::TrailingDotOrSpace);
         }
+        if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+            return Err(KeyNameError::ForbiddenChar(c));
+        }
         // `NUL.txt` and `nul .pem` are the device too: compare the part before the
         // first dot, trimmed, case-insensitively.
         let stem = name.split('.').next().unwrap_or(name).trim_end();
@@ -103,7 +107,7 @@ mod tests {
 
     #[test]
     fn ordinary_names_pass() {
-        for ok in ["acme-prod", "acme_full", "nto-partial", "SQLPROD01", "a", "acme.prod", "ÄcmeÜ", &"x".repeat(64)] {
+        for ok in ["acme-prod", "acme_full", "nto-partial", "SQLPROD01", "a", "acme.prod", &"x".repeat(64)] {
             assert_eq!(KeyName::parse(ok).unwrap().as_str(), ok);
         }
     }
@@ -132,6 +136,10 @@ mod tests {
             assert_eq!(KeyName::parse(name).as_ref(), Err(expected), "{name:?}");
         }
         assert_eq!(KeyName::parse(&"x".repeat(65)), Err(KeyNameError::TooLong(65)));
+        // Letters outside ASCII, spaces and quotes would break T-SQL hints and file tools.
+        assert_eq!(KeyName::parse("ÄcmeÜ"), Err(KeyNameError::ForbiddenChar('Ä')));
+        assert_eq!(KeyName::parse("o'brien"), Err(KeyNameError::ForbiddenChar('\'')));
+        assert_eq!(KeyName::parse("acme prod"), Err(KeyNameError::ForbiddenChar(' ')));
     }
 
     #[test]

@@ -200,7 +200,7 @@ impl KeyVault {
     /// Takes the name's lock and completes or discards any interrupted write.
     fn lock(&self, name: &KeyName) -> Result<FileLock, KeyError> {
         let path = self.staged(name, "lock");
-        let lock = FileLock::acquire(&path).map_err(io_error("locking", &path))?;
+        let lock = FileLock::acquire(&path, fs_private::LOCK_WAIT).map_err(io_error("locking", &path))?;
         self.recover(name)?;
         Ok(lock)
     }
@@ -301,8 +301,20 @@ impl KeyVault {
             let _ = fs_private::remove_if_exists(&staged_cert);
             return Err(e);
         }
-        // Committed: from here an interruption is completed by the next `lock`.
-        self.complete_commit(name)
+        // Committed: from here an interruption is completed by the next `lock`. A
+        // rename can fail transiently on Windows (a reader holding the old file), so
+        // try a few times before reporting.
+        let mut attempt = 0;
+        loop {
+            match self.complete_commit(name) {
+                Ok(()) => return Ok(()),
+                Err(_) if attempt < 3 => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Deletes both files of a keypair. Either file alone is removed too (a

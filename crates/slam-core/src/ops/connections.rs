@@ -38,14 +38,7 @@ impl Context<'_> {
     pub(super) fn store(&self) -> Result<SqliteStore, SlamError> {
         let data_dir = DataDir::open(&self.data_dir).map_err(|e| key_error(crate::keys::KeyError::DataDir(e)))?;
         let path = data_dir.path().join("slam.db");
-        let store = SqliteStore::open(&path).map_err(store_error)?;
-        #[cfg(unix)]
-        {
-            // Usernames and consumer keys are not secrets, but not everyone's business either.
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-        }
-        Ok(store)
+        SqliteStore::open(&path).map_err(store_error)
     }
 
     fn master_key(&self) -> Result<MasterKey, SlamError> {
@@ -438,9 +431,15 @@ fn store_error(error: StoreError) -> SlamError {
 fn seal_error(error: SealError) -> SlamError {
     let message = with_causes(&error);
     match error {
-        SealError::Unseal | SealError::KeyUnreadable { .. } => SlamError::new(ErrorCode::SecretsUnreadable, message)
-            .with_hint("the store's secrets were sealed with another master key (DATA_DIR/master.key replaced, or the \
-                        store copied from another machine or account): add the connection again with SLAM_add_connection"),
+        SealError::Unseal => SlamError::new(ErrorCode::SecretsUnreadable, message).with_hint(
+            "the store's secrets were sealed with another master key (DATA_DIR/master.key replaced, or the \
+                        store copied from another machine): add the connection again with SLAM_add_connection",
+        ),
+        SealError::KeyUnreadable { .. } => SlamError::new(ErrorCode::SecretsUnreadable, message).with_hint(
+            "on Windows the master key opens only for the account that created it (normally the SLAM service \
+             account): run as that account. If that account is gone, delete master.key and add every connection \
+             again with SLAM_add_connection",
+        ),
         _ => SlamError::new(ErrorCode::StoreFailed, message),
     }
 }

@@ -364,7 +364,7 @@ fn login_error(error: LoginError, plan: &ConnectionPlan, vault: Option<&KeyVault
         LoginError::Transport(TransportError::Tls { .. }) => SlamError::new(ErrorCode::SalesforceTlsUntrusted, message)
             .with_hint("if a proxy or firewall inspects TLS, give SLAM its CA certificate (`--ca-file` / SLAM_CA_FILE) \
                         or install it in the machine's trusted root store"),
-        LoginError::Transport(TransportError::Timeout { .. }) => SlamError::new(ErrorCode::SalesforceTimeout, message)
+        LoginError::Transport(TransportError::Timeout { .. } | TransportError::ConnectTimeout { .. }) => SlamError::new(ErrorCode::SalesforceTimeout, message)
             .with_hint("check that this server can reach Salesforce on port 443 (firewall, proxy: HTTPS_PROXY or `--proxy`)"),
         LoginError::Transport(TransportError::Unavailable { .. }) => {
             SlamError::new(ErrorCode::SalesforceUnavailable, message)
@@ -398,7 +398,9 @@ fn login_error(error: LoginError, plan: &ConnectionPlan, vault: Option<&KeyVault
                     format!("production and Developer Edition orgs use @domain = 'login' or their My Domain; sandboxes \
                              'test' or 'org--sandbox.sandbox.my'. Tried: {tried}"),
                 )
-            } else if description.contains("user hasn't approved this consumer") {
+            } else if description.contains("user hasn't approved this consumer")
+                || error_code == "invalid_app_access"
+            {
                 (
                     ErrorCode::JwtUserNotApproved,
                     format!("in the External Client App's Policies set Permitted Users to 'Admin approved users are \

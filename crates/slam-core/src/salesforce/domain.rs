@@ -15,7 +15,7 @@ pub enum DomainError {
     #[error("`@domain` is empty")]
     Empty,
     /// A Lightning Experience or Setup host.
-    #[error("`@domain` {given:?} is a Lightning or Setup address, not a login domain")]
+    #[error("`@domain` {} is a Lightning or Setup address, not a login domain", shown(given))]
     Lightning {
         /// The value given.
         given: String,
@@ -23,7 +23,7 @@ pub enum DomainError {
         suggestion: Option<String>,
     },
     /// Anything else.
-    #[error("`@domain` {given:?} is not a Salesforce login domain")]
+    #[error("`@domain` {} is not a Salesforce login domain", shown(given))]
     NotSalesforce {
         /// The value given.
         given: String,
@@ -128,6 +128,22 @@ impl fmt::Display for LoginDomain {
     }
 }
 
+/// Quotes a rejected `@domain` only when it looks like a host or URL. A value passed
+/// in the wrong position of a T-SQL call may be a password, which must not be echoed
+/// to SSMS or written to SLAM_Log.
+fn shown(given: &str) -> String {
+    let hostish = given.contains("salesforce")
+        || given.contains("force.com")
+        || given.contains("://")
+        || given.trim_end().ends_with(".my");
+    if hostish && given.len() <= 200 && !given.chars().any(char::is_whitespace) {
+        format!("{given:?}")
+    } else {
+        "(value not shown: it does not look like a domain, and may be a secret passed in the wrong position)"
+            .to_string()
+    }
+}
+
 fn is_dns_label(label: &str) -> bool {
     !label.is_empty()
         && label.len() <= 63
@@ -190,5 +206,7 @@ mod tests {
         for bad in ["acmecorp", "example.com", "na1", "login.example.com", "evil.com/.my", "a_b.my", "", "  "] {
             assert!(LoginDomain::parse(bad).is_err(), "{bad:?}");
         }
+        let password_in_the_wrong_place = LoginDomain::parse("Summer2026!").unwrap_err().to_string();
+        assert!(!password_in_the_wrong_place.contains("Summer2026"), "{password_in_the_wrong_place}");
     }
 }

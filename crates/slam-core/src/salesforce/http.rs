@@ -6,9 +6,12 @@
 //! - Proxies: `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` from the environment, or an
 //!   explicit proxy URL.
 //! - Every request has a connect timeout and a total timeout.
-//! - Retries only what cannot have been processed: failures to connect, and 502/503/504
-//!   answers. Never 4xx, never 500 (SOAP faults are 500s), never a timeout after the
-//!   request was sent.
+//! - Retries only what cannot have been processed: failures to connect, and 503
+//!   (Service Unavailable: not processed). Reads (GET) also retry 502 and 504; logins
+//!   (POST) do not, because a proxy's 502/504 may come after Salesforce ran the login,
+//!   and a repeated failed login burns lockout attempts and the hourly login quota.
+//!   Never 4xx, never 500 (SOAP faults are 500s), never a timeout after the request
+//!   was sent.
 //! - Resolve overrides (`salesforce.com=127.0.0.1:8443`) send every host under a
 //!   suffix to one address while TLS still checks the real host name: how the tests
 //!   reach the fake Salesforce, and how an admin can pin Salesforce in a locked-down
@@ -19,8 +22,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Connection settings for Salesforce.
-#[derive(Debug, Clone)]
+/// Connection settings for Salesforce. `Debug` hides proxy credentials.
+#[derive(Clone)]
 pub struct HttpSettings {
     /// Time allowed to establish a connection (TCP + TLS).
     pub connect_timeout: Duration,
@@ -36,6 +39,33 @@ pub struct HttpSettings {
     pub max_attempts: u32,
     /// Pause before the first retry; doubled for each further one.
     pub retry_backoff: Duration,
+}
+
+impl std::fmt::Debug for HttpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSettings")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("extra_ca_file", &self.extra_ca_file)
+            .field("proxy", &self.proxy.as_deref().map(redact_url))
+            .field("resolve", &self.resolve)
+            .field("max_attempts", &self.max_attempts)
+            .field("retry_backoff", &self.retry_backoff)
+            .finish()
+    }
+}
+
+/// `http://user:pass@proxy:8080` → `http://***@proxy:8080`: proxy URLs may carry
+/// credentials, which must not reach a message or a log.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((_, host)) if scheme.is_empty() => format!("***@{host}{path}"),
+        Some((_, host)) => format!("{scheme}://***@{host}{path}"),
+        None => url.to_string(),
+    }
 }
 
 impl Default for HttpSettings {
@@ -90,7 +120,7 @@ pub enum ClientError {
         /// Why.
         reason: String,
     },
-    /// The proxy URL is malformed.
+    /// The proxy URL is malformed. `url` is already redacted.
     #[error("the proxy URL {url:?} is not valid")]
     Proxy {
         /// The URL.
@@ -127,7 +157,7 @@ pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, ClientEr
         }
     }
     if let Some(url) = &settings.proxy {
-        let proxy = reqwest::Proxy::all(url).map_err(|source| ClientError::Proxy { url: url.clone(), source })?;
+        let proxy = reqwest::Proxy::all(url).map_err(|source| ClientError::Proxy { url: redact_url(url), source })?;
         builder = builder.proxy(proxy);
     }
     if !settings.resolve.is_empty() {
@@ -185,6 +215,14 @@ pub enum TransportError {
         /// The limit.
         seconds: u64,
     },
+    /// No connection in time.
+    #[error("could not connect to {host} within {seconds} seconds")]
+    ConnectTimeout {
+        /// The host.
+        host: String,
+        /// The limit.
+        seconds: u64,
+    },
     /// 5xx after all attempts.
     #[error("{host} answered HTTP {status} ({attempts} attempts)")]
     Unavailable {
@@ -219,10 +257,20 @@ pub struct Answer {
     pub body: String,
 }
 
+/// Whether a request may be repeated after a 502 or 504.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotency {
+    /// A read: repeat on connect failures and 502/503/504.
+    Read,
+    /// A login: repeat only on connect failures and 503.
+    Login,
+}
+
 /// Sends the request `make` builds, retrying what is safe to retry.
 pub async fn send(
     settings: &HttpSettings,
     host: &str,
+    kind: Idempotency,
     make: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<Answer, TransportError> {
     let attempts = settings.max_attempts.max(1);
@@ -233,12 +281,14 @@ pub async fn send(
         let result = make().send().await;
         let retryable = match &result {
             Err(e) => e.is_connect() && !is_tls_error(e),
-            Ok(response) => matches!(response.status().as_u16(), 502..=504),
+            Ok(response) => {
+                matches!((kind, response.status().as_u16()), (_, 503) | (Idempotency::Read, 502 | 504))
+            }
         };
         if retryable && attempt < attempts {
             tracing::debug!(host, attempt, "retrying after a failure that cannot have been processed");
             tokio::time::sleep(backoff).await;
-            backoff *= 2;
+            backoff = backoff.saturating_mul(2).min(std::time::Duration::from_secs(10));
             continue;
         }
         return match result {
@@ -269,7 +319,9 @@ pub async fn send(
 
 fn classify(host: &str, error: reqwest::Error, settings: &HttpSettings) -> TransportError {
     let host = host.to_string();
-    if error.is_timeout() {
+    if error.is_timeout() && error.is_connect() {
+        TransportError::ConnectTimeout { host, seconds: settings.connect_timeout.as_secs().max(1) }
+    } else if error.is_timeout() {
         TransportError::Timeout { host, seconds: settings.request_timeout.as_secs().max(1) }
     } else if is_tls_error(&error) {
         TransportError::Tls { host, source: error }
@@ -297,6 +349,15 @@ fn is_tls_error(error: &reqwest::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proxy_credentials_are_redacted() {
+        assert_eq!(redact_url("http://bob:s3cret@proxy.corp:8080"), "http://***@proxy.corp:8080");
+        assert_eq!(redact_url("http://proxy.corp:8080/path@x"), "http://proxy.corp:8080/path@x");
+        assert_eq!(redact_url("http://proxy.corp:8080"), "http://proxy.corp:8080");
+        let settings = HttpSettings { proxy: Some("http://bob:s3cret@p:1".into()), ..HttpSettings::default() };
+        assert!(!format!("{settings:?}").contains("s3cret"));
+    }
 
     #[test]
     fn resolve_overrides_parse_and_match_suffixes() {

@@ -84,17 +84,18 @@ pub(super) async fn login(
                     snippet: format!("signing the JWT failed: {e}"),
                 })?;
         tracing::debug!(host, audience, "JWT bearer token request");
-        let answer = http::send(&client.settings, &host, || {
+        let answer = http::send(&client.settings, &host, http::Idempotency::Login, || {
             use crate::secret::ExposeSecret;
             client.http.post(&url).form(&[("grant_type", GRANT_TYPE), ("assertion", assertion.expose_secret())])
         })
         .await?;
 
         if answer.status == 200 {
+            // A 200 body holds a live access token: describe it, never quote it.
             let success: TokenSuccess = serde_json::from_str(&answer.body).map_err(|_| LoginError::Unexpected {
                 url: url.clone(),
                 status: 200,
-                snippet: super::snippet(&answer.body),
+                snippet: super::describe_success_body(&answer),
             })?;
             let (org_id, user_id) = ids_from_identity_url(&success.id);
             let session = Session {

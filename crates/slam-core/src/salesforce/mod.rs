@@ -169,7 +169,16 @@ impl SalesforceClient {
     }
 }
 
-/// The first characters of a body, for error messages (never a request body).
+/// What a 200 answer looked like, without its content (which may hold a token).
+fn describe_success_body(answer: &http::Answer) -> String {
+    format!(
+        "a {}-byte {} body that is not a login result (content not shown: it may hold a session token)",
+        answer.body.len(),
+        if answer.content_type.is_empty() { "untyped" } else { answer.content_type.as_str() }
+    )
+}
+
+/// The first characters of a body, for error messages (never a request body, never a 200 answer).
 fn snippet(body: &str) -> String {
     let flat: String = body.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let trimmed = flat.trim();

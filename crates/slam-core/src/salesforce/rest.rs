@@ -52,16 +52,18 @@ pub(super) async fn test_connection(
     let host = session.instance_url.trim_start_matches("https://").to_string();
     let probe_url = format!("{}/services/data/v{api_version}.0", session.instance_url);
 
-    let probe = http::send(&client.settings, &host, || {
+    let probe = http::send(&client.settings, &host, http::Idempotency::Read, || {
         client.http.get(&probe_url).bearer_auth(session.access_token.expose_secret())
     })
     .await?;
-    let test = ConnectionTest { versions_offered: versions_offered(client, &session.instance_url).await? };
-
+    // The probe's verdict comes first: a failure to list versions must not mask it.
     match probe.status {
-        200 => Ok(test),
+        200 => Ok(ConnectionTest {
+            versions_offered: versions_offered(client, &session.instance_url).await.unwrap_or_default(),
+        }),
         404 => {
-            Err(LoginError::VersionNotOffered { requested: api_version, highest: test.highest().map(str::to_string) })
+            let offered = versions_offered(client, &session.instance_url).await.unwrap_or_default();
+            Err(LoginError::VersionNotOffered { requested: api_version, highest: offered.last().cloned() })
         }
         status => {
             let first = serde_json::from_str::<Vec<RestError>>(&probe.body).ok().and_then(|v| v.into_iter().next());
@@ -83,7 +85,7 @@ pub(super) async fn test_connection(
 pub(super) async fn versions_offered(client: &SalesforceClient, base_url: &str) -> Result<Vec<String>, LoginError> {
     let host = base_url.trim_start_matches("https://").to_string();
     let url = format!("{base_url}/services/data/");
-    let listing = http::send(&client.settings, &host, || client.http.get(&url)).await?;
+    let listing = http::send(&client.settings, &host, http::Idempotency::Read, || client.http.get(&url)).await?;
     if listing.status != 200 {
         return Ok(Vec::new());
     }

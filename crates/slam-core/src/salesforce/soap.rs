@@ -80,7 +80,7 @@ pub(super) async fn login(
     let url = format!("{}/services/Soap/u/{api_version}.0", domain.base_url());
     let body = secret(envelope(username, password, token).as_str());
     tracing::debug!(host, api_version, "SOAP login request");
-    let answer = http::send(&client.settings, &host, || {
+    let answer = http::send(&client.settings, &host, http::Idempotency::Login, || {
         client
             .http
             .post(&url)
@@ -89,8 +89,16 @@ pub(super) async fn login(
             .body(body.expose_secret().to_string())
     })
     .await?;
-    let unexpected =
-        || LoginError::Unexpected { url: url.clone(), status: answer.status, snippet: super::snippet(&answer.body) };
+    let unexpected = || LoginError::Unexpected {
+        url: url.clone(),
+        status: answer.status,
+        // A 200 body may hold a live session id: describe it, never quote it.
+        snippet: if answer.status == 200 {
+            super::describe_success_body(&answer)
+        } else {
+            super::snippet(&answer.body)
+        },
+    };
     let parsed = leaves(&answer.body).ok_or_else(unexpected)?;
     if answer.status == 200 {
         let field = |name: &str| find(&parsed, &["result", name]).map(str::to_string);
