@@ -95,6 +95,14 @@ error_codes! {
     ProtocolVersion = 50402, "SLAM_PROTOCOL_VERSION";
     /// An argument has the wrong JSON type (e.g. text where a number belongs).
     ArgumentType = 50403, "SLAM_ARGUMENT_TYPE";
+    /// The connecting account is not among the worker's allowed clients.
+    PeerNotAllowed = 50404, "SLAM_PEER_NOT_ALLOWED";
+    /// The request frame was oversized, truncated or not valid JSON.
+    BadFrame = 50405, "SLAM_BAD_FRAME";
+    /// The request did not finish within the worker's time limit.
+    RequestTimeout = 50406, "SLAM_REQUEST_TIMEOUT";
+    /// No SLAM worker listens where the client looked.
+    WorkerUnavailable = 50407, "SLAM_WORKER_UNAVAILABLE";
     /// Salesforce could not be reached (DNS, connection refused, proxy).
     SalesforceUnreachable = 50301, "SLAM_SF_UNREACHABLE";
     /// The TLS certificate presented for Salesforce was not trusted.
