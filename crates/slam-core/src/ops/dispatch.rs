@@ -13,21 +13,23 @@ use crate::secret::{Secret, secret};
 use slam_protocol::{ErrorCode, OutputSink, PROTOCOL_VERSION, Request, SlamError};
 use std::collections::BTreeMap;
 
-/// Every operation a request may name, with its arguments.
-pub const OPERATIONS: &[(&str, &[&str])] = &[
+/// Every operation a request may name, with its arguments (in groups, so operations
+/// that extend another's parameters list only what they add).
+pub const OPERATIONS: &[(&str, &[&[&str]])] = &[
     ("ping", &[]),
-    ("setup_jwt", &["key_name", "password", "cert_days", "force"]),
-    ("remove_jwt", &["key_name"]),
+    ("setup_jwt", &[&["key_name", "password", "cert_days", "force"]]),
+    ("remove_jwt", &[&["key_name"]]),
     ("list_keys", &[]),
-    ("test_login", CONNECTION_ARGS),
-    ("add_connection", ADD_CONNECTION_ARGS),
+    ("test_login", &[CONNECTION_ARGS]),
+    ("add_connection", &[CONNECTION_ARGS, &["environment_name", "skip_test"]]),
     ("list_connections", &[]),
-    ("use_connection_username", &["username"]),
-    ("test_connection", &["username"]),
-    ("remove_connection", &["username"]),
+    ("use_connection_username", &[&["username"]]),
+    ("test_connection", &[&["username"]]),
+    ("remove_connection", &[&["username"]]),
     ("settings", &[]),
 ];
 
+/// The parameters of a connection, shared by `test_login` and `add_connection`.
 const CONNECTION_ARGS: &[&str] = &[
     "username",
     "auth_method",
@@ -38,19 +40,6 @@ const CONNECTION_ARGS: &[&str] = &[
     "token",
     "domain",
     "api_version",
-];
-const ADD_CONNECTION_ARGS: &[&str] = &[
-    "username",
-    "auth_method",
-    "consumer_key",
-    "key_name",
-    "key_password",
-    "password",
-    "token",
-    "domain",
-    "api_version",
-    "environment_name",
-    "skip_test",
 ];
 
 /// Runs `request` and reports into `sink`.
@@ -112,7 +101,12 @@ struct Args {
 }
 
 impl Args {
-    fn new(operation: &str, values: BTreeMap<String, serde_json::Value>, allowed: &[&str]) -> Result<Self, SlamError> {
+    fn new(
+        operation: &str,
+        values: BTreeMap<String, serde_json::Value>,
+        groups: &[&[&str]],
+    ) -> Result<Self, SlamError> {
+        let allowed: Vec<&str> = groups.iter().flat_map(|g| g.iter().copied()).collect();
         if let Some(unknown) = values.keys().find(|k| !allowed.contains(&k.as_str())) {
             return Err(type_error(format!("`@{unknown}` is not a parameter of {operation}")).with_hint(format!(
                 "{operation} takes: {}",
