@@ -193,8 +193,13 @@ fn init_logging() {
 fn run(cli: Cli, matches: &ArgMatches, sink: &mut TerminalSink) -> Result<(), SlamError> {
     let clock = SystemClock;
     let http = http_settings(&cli)?;
-    let ctx =
-        Context { data_dir: cli.data_dir.unwrap_or_else(DataDir::default_path), clock: &clock, http, caller: caller() };
+    let ctx = Context {
+        data_dir: cli.data_dir.unwrap_or_else(DataDir::default_path),
+        clock: &clock,
+        http,
+        caller: caller(),
+        resident: None,
+    };
     let sub = matches.subcommand().map(|(_, m)| m);
     match cli.command {
         Command::SetupJwt { key_name, password, password_stdin, cert_days, force } => {

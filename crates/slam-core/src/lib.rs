@@ -24,6 +24,7 @@ pub mod data_dir;
 mod fs_private;
 pub mod keys;
 pub mod ops;
+pub mod resident;
 pub mod salesforce;
 pub mod seal;
 pub mod secret;

@@ -47,6 +47,9 @@ pub struct Context<'a> {
     pub http: crate::salesforce::HttpSettings,
     /// Who is asking, for SLAM_Log (OS user and program, or SQL login and database).
     pub caller: String,
+    /// The worker's state kept between operations (HTTPS pool, token cache); `None`
+    /// when the operation runs in-process (`slam --local`).
+    pub resident: Option<std::sync::Arc<crate::resident::Resident>>,
 }
 
 impl Context<'_> {
@@ -54,6 +57,52 @@ impl Context<'_> {
         let data_dir = DataDir::open(&self.data_dir).map_err(|e| key_error(KeyError::DataDir(e)))?;
         KeyVault::open(&data_dir).map_err(key_error)
     }
+}
+
+/// `ping`: who answers, since when. The install script and the XP use it to check
+/// that a worker of the right version listens.
+pub fn ping(ctx: &Context<'_>, sink: &mut dyn OutputSink) -> Result<(), SlamError> {
+    let version = env!("CARGO_PKG_VERSION");
+    let protocol = slam_protocol::PROTOCOL_VERSION;
+    let (mode, uptime, cached) = match &ctx.resident {
+        Some(r) => ("worker", Some(r.uptime().as_secs()), r.caches_tokens().then(|| r.cached_sessions())),
+        None => ("in-process", None, None),
+    };
+    match uptime {
+        Some(seconds) => sink.info(&format!(
+            "SLAM worker {version} (protocol {protocol}, pid {}) has been up for {}.",
+            std::process::id(),
+            describe_duration(seconds)
+        )),
+        None => sink.info(&format!("SLAM {version} (protocol {protocol}) running in-process (--local).")),
+    }
+    let mut result = ResultSet::new(&[
+        ("version", ColumnType::Text),
+        ("protocol_version", ColumnType::Int),
+        ("mode", ColumnType::Text),
+        ("pid", ColumnType::Int),
+        ("uptime_seconds", ColumnType::Int),
+        ("cached_sessions", ColumnType::Int),
+    ]);
+    let int = |v: Option<u64>| v.map_or(Value::Null, |v| Value::Int(i64::try_from(v).unwrap_or(i64::MAX)));
+    result.push(vec![
+        version.into(),
+        Value::Int(i64::from(protocol)),
+        mode.into(),
+        Value::Int(i64::from(std::process::id())),
+        int(uptime),
+        int(cached.map(|c| c as u64)),
+    ]);
+    sink.result_set(result);
+    Ok(())
+}
+
+/// `3d 4h 5m 6s`, leaving out leading zero units.
+fn describe_duration(seconds: u64) -> String {
+    let units = [(seconds / 86_400, "d"), (seconds / 3_600 % 24, "h"), (seconds / 60 % 60, "m"), (seconds % 60, "s")];
+    let parts: Vec<String> =
+        units.iter().skip_while(|(n, u)| *n == 0 && *u != "s").map(|(n, u)| format!("{n}{u}")).collect();
+    parts.join(" ")
 }
 
 /// Arguments of `SLAM_setup_jwt`, as given (NULL = `None`).
@@ -384,7 +433,7 @@ mod tests {
     use slam_protocol::RecordingSink;
 
     fn ctx<'a>(dir: &Path, clock: &'a FixedClock) -> Context<'a> {
-        Context { data_dir: dir.to_path_buf(), clock, http: Default::default(), caller: "test".into() }
+        Context { data_dir: dir.to_path_buf(), clock, http: Default::default(), caller: "test".into(), resident: None }
     }
 
     fn t0() -> OffsetDateTime {

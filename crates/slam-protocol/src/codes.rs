@@ -103,6 +103,10 @@ error_codes! {
     RequestTimeout = 50406, "SLAM_REQUEST_TIMEOUT";
     /// No SLAM worker listens where the client looked.
     WorkerUnavailable = 50407, "SLAM_WORKER_UNAVAILABLE";
+    /// The worker closed the connection before its answer was complete.
+    WorkerConnectionLost = 50408, "SLAM_WORKER_CONNECTION_LOST";
+    /// The worker's configuration file (or a flag overriding it) is invalid.
+    ConfigInvalid = 50409, "SLAM_CONFIG_INVALID";
     /// Salesforce could not be reached (DNS, connection refused, proxy).
     SalesforceUnreachable = 50301, "SLAM_SF_UNREACHABLE";
     /// The TLS certificate presented for Salesforce was not trusted.

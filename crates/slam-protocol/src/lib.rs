@@ -20,5 +20,20 @@ mod message;
 mod output;
 
 pub use codes::{ErrorCode, SlamError};
+
+/// Where the worker listens and clients connect unless told otherwise: a named
+/// pipe on Windows, a Unix domain socket elsewhere.
+#[cfg(windows)]
+pub const DEFAULT_PIPE: &str = r"\\.\pipe\speediful-slam";
+/// Where the worker listens and clients connect unless told otherwise: a named
+/// pipe on Windows, a Unix domain socket elsewhere.
+#[cfg(not(windows))]
+pub const DEFAULT_PIPE: &str = "/run/speediful/slam.sock";
+
+/// The full name of a Windows pipe: `speediful-slam` becomes
+/// `\\.\pipe\speediful-slam`; a name already starting with `\\` is kept.
+pub fn windows_pipe_path(name: &str) -> String {
+    if name.starts_with(r"\\") { name.to_string() } else { format!(r"\\.\pipe\{name}") }
+}
 pub use message::{CallerContext, PROTOCOL_VERSION, Request, Response, WireError};
 pub use output::{Column, ColumnType, Message, OutputSink, RecordingSink, ResultSet, Severity, Value};

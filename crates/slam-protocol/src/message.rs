@@ -5,7 +5,7 @@
 //! does not speak answers with a `done` carrying an error (it never just drops the
 //! connection), so an old XP talking to a new worker gets a message a DBA can act on.
 
-use crate::{Column, Severity, SlamError, Value};
+use crate::{Column, ErrorCode, Severity, SlamError, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -125,6 +125,46 @@ impl From<&SlamError> for WireError {
             message: e.message.clone(),
             hint: e.hint.clone(),
         }
+    }
+}
+
+impl WireError {
+    /// The error as a [`SlamError`]. A number this build does not know (a newer
+    /// worker) becomes [`ErrorCode::Internal`] with the original number and code kept
+    /// in the message.
+    pub fn to_slam_error(&self) -> SlamError {
+        match ErrorCode::from_number(self.number) {
+            Some(code) => SlamError { code, message: self.message.clone(), hint: self.hint.clone() },
+            None => SlamError {
+                code: ErrorCode::Internal,
+                message: format!("SLAM error {} {}: {}", self.number, self.code, self.message),
+                hint: self.hint.clone(),
+            },
+        }
+    }
+}
+
+impl CallerContext {
+    /// One line for logs and `SLAM_Log.Caller`: `login, db X, spid N, app Y` plus
+    /// whatever the transport knows of the peer (`uid 1000`, `pid 4242`).
+    pub fn describe(&self, peer: Option<&str>) -> String {
+        let mut parts = vec![self.login.clone().unwrap_or_else(|| "unknown login".into())];
+        if let Some(server) = &self.server {
+            parts.push(format!("server {server}"));
+        }
+        if let Some(db) = &self.database {
+            parts.push(format!("db {db}"));
+        }
+        if let Some(spid) = self.spid {
+            parts.push(format!("spid {spid}"));
+        }
+        if let Some(app) = &self.application {
+            parts.push(format!("app {app}"));
+        }
+        if let Some(peer) = peer {
+            parts.push(peer.to_string());
+        }
+        parts.join(", ")
     }
 }
 

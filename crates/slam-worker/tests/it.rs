@@ -1,16 +1,25 @@
 //! The worker end to end over a real Unix socket: every guarantee of
-//! `slam_worker::server` from the outside.
+//! `slam_worker::serve` from the outside.
 
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use slam_protocol::frame::{DEFAULT_MAX_FRAME, read_frame, write_frame};
 use slam_protocol::{PROTOCOL_VERSION, Request, Response};
-use slam_worker::server::{WorkerConfig, bind, run};
+use slam_worker::unix::{bind, run};
+use slam_worker::{Worker, WorkerSettings};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// How a test wants its worker.
+struct Setup {
+    settings: WorkerSettings,
+    idle_timeout: Option<Duration>,
+    request_timeout: Option<Duration>,
+    refuse_everyone: bool,
+}
 
 struct TestWorker {
     dir: tempfile::TempDir,
@@ -20,7 +29,7 @@ struct TestWorker {
 }
 
 impl TestWorker {
-    fn start(after_bind: impl FnOnce(&mut WorkerConfig) + Send + 'static) -> Self {
+    fn start(configure: impl FnOnce(&mut Setup) + Send + 'static) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("slam.sock");
         let data_dir = dir.path().to_path_buf();
@@ -30,11 +39,21 @@ impl TestWorker {
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Runtime::new().unwrap();
             runtime.block_on(async move {
-                let mut config = WorkerConfig::new(data_dir);
-                let listener = bind(&path, &mut config).unwrap();
-                after_bind(&mut config);
+                let mut setup = Setup {
+                    settings: WorkerSettings { data_dir, ..WorkerSettings::default() },
+                    idle_timeout: None,
+                    request_timeout: None,
+                    refuse_everyone: false,
+                };
+                configure(&mut setup);
+                let mut worker = Worker::new(&setup.settings).unwrap();
+                worker.set_limits(setup.idle_timeout, setup.request_timeout);
+                let mut listener = bind(&path, &[]).unwrap();
+                if setup.refuse_everyone {
+                    listener.allow_only(Vec::new());
+                }
                 ready.send(()).unwrap();
-                run(listener, config, async move {
+                run(listener, std::sync::Arc::new(worker), async move {
                     let _ = stopped.await;
                 })
                 .await;
@@ -104,7 +123,12 @@ fn error_number(frames: &[Response]) -> Option<u32> {
 fn ping_and_setup_jwt_round_trip_with_ids() {
     let worker = TestWorker::start(|_| {});
     let ping = worker.send("ping", serde_json::json!({}));
-    assert!(matches!(&ping[0], Response::Message { text, .. } if text.contains("protocol version 1")));
+    assert!(
+        matches!(&ping[0], Response::Message { text, .. } if text.contains("SLAM worker") && text.contains("up for"))
+    );
+    let Response::ResultSet { columns, rows, .. } = &ping[1] else { panic!("{ping:?}") };
+    let mode = columns.iter().position(|c| c.name == "mode").unwrap();
+    assert_eq!(rows[0][mode], slam_protocol::Value::Text("worker".into()));
     assert_eq!(error_number(&ping), None);
     assert!(ping.iter().all(|f| f.id() == "ping-1"));
 
@@ -136,7 +160,7 @@ fn unknown_operations_and_bad_frames_get_an_answer() {
 
 #[test]
 fn silent_and_vanishing_clients_cannot_hold_the_worker() {
-    let worker = TestWorker::start(|c| c.idle_timeout = Duration::from_millis(300));
+    let worker = TestWorker::start(|s| s.idle_timeout = Some(Duration::from_millis(300)));
     let mut silent = worker.connect();
     let started = Instant::now();
     let mut buf = [0u8; 1];
@@ -167,7 +191,7 @@ fn dozens_of_clients_at_once() {
 
 #[test]
 fn a_peer_that_is_not_allowed_is_refused() {
-    let worker = TestWorker::start(|c| c.allowed_uids.clear());
+    let worker = TestWorker::start(|s| s.refuse_everyone = true);
     let frames = worker.send("ping", serde_json::json!({}));
     assert_eq!(frames.len(), 1, "nothing but the refusal: {frames:?}");
     assert_eq!(error_number(&frames), Some(50404));
@@ -176,7 +200,7 @@ fn a_peer_that_is_not_allowed_is_refused() {
 
 #[test]
 fn a_request_over_its_time_limit_is_answered_with_a_timeout() {
-    let worker = TestWorker::start(|c| c.request_timeout = Duration::from_millis(1));
+    let worker = TestWorker::start(|s| s.request_timeout = Some(Duration::from_millis(1)));
     let frames = worker.send("setup_jwt", serde_json::json!({"key_name": "slow"}));
     assert_eq!(error_number(&frames), Some(50406));
     worker.stop();

@@ -6,10 +6,14 @@
 //! so a connection that could not be added cannot be used either. Secrets are
 //! sealed before they reach the store and unsealed only to log in.
 
-use super::login::{ConnectionArgs, ConnectionPlan, Credentials, login_and_test, validate};
+use super::login::{
+    AuthMethod, ConnectionArgs, ConnectionPlan, Credentials, LoginOutcome, SOAP_RETIREMENT_WARNING, login_and_test,
+    login_error, validate,
+};
 use super::{Context, EXPIRY_WARNING_DAYS, key_error, rfc3339, utc, with_causes};
 use crate::data_dir::DataDir;
 use crate::keys::{CertificateState, KeyName};
+use crate::salesforce::LoginError;
 use crate::seal::{MasterKey, SealError};
 use crate::secret::ExposeSecret;
 use slam_protocol::{ColumnType, ErrorCode, OutputSink, ResultSet, SlamError, Value};
@@ -176,6 +180,13 @@ async fn add_connection_inner(
     ));
     let active = store.active_username().map_err(store_error)?;
     let stored = store.get(&username).map_err(store_error)?.unwrap_or(record);
+    if let Some(resident) = &ctx.resident {
+        match &tested {
+            // The login just made serves the next operations on this connection.
+            Some(outcome) => resident.remember(&stored, outcome.session.clone()),
+            None => resident.forget(&username),
+        }
+    }
     sink.result_set(connections_result(ctx, &[stored], active.as_deref(), &mut NoWarnings));
     Ok(())
 }
@@ -314,7 +325,7 @@ pub async fn test_connection(ctx: &Context<'_>, username: &str, sink: &mut dyn O
     };
     let started = std::time::Instant::now();
     let outcome = match plan_from_record(ctx, &record, sink) {
-        Ok(plan) => login_and_test(ctx, &plan, sink).await.map(|o| (plan, o)),
+        Ok(plan) => test_stored(ctx, &record, &plan, sink).await.map(|o| (plan, o)),
         Err(e) => Err(e),
     };
     let at = now_text(ctx);
@@ -356,6 +367,46 @@ pub async fn test_connection(ctx: &Context<'_>, username: &str, sink: &mut dyn O
     }
 }
 
+/// Tests a stored connection. In the worker, a cached token is tried first (no
+/// login at all); when there is none, or Salesforce rejects it, exactly one fresh
+/// login follows, and its token is cached for the next operation.
+async fn test_stored(
+    ctx: &Context<'_>,
+    record: &ConnectionRecord,
+    plan: &ConnectionPlan,
+    sink: &mut dyn OutputSink,
+) -> Result<LoginOutcome, SlamError> {
+    let Some(resident) = &ctx.resident else {
+        return login_and_test(ctx, plan, sink).await;
+    };
+    if let Some(session) = resident.session_for(record) {
+        match resident.client().test_connection(&session, plan.api_version).await {
+            Ok(test) => {
+                if plan.auth_method() == AuthMethod::SecurityToken {
+                    sink.warning(SOAP_RETIREMENT_WARNING);
+                }
+                sink.info(&format!(
+                    "Used the session of an earlier login for {} (the worker keeps it while Salesforce accepts it).",
+                    record.username
+                ));
+                return Ok(LoginOutcome { session, test, refused_attempts: Vec::new() });
+            }
+            Err(LoginError::SessionRejected { status: 401, code, .. }) => {
+                resident.forget(&record.username);
+                tracing::info!(username = %record.username, code, "cached session rejected; logging in again");
+                sink.info(&format!(
+                    "Salesforce no longer accepts the session of an earlier login for {} ({code}); logging in again.",
+                    record.username
+                ));
+            }
+            Err(e) => return Err(login_error(e, plan, None)),
+        }
+    }
+    let outcome = login_and_test(ctx, plan, sink).await?;
+    resident.remember(record, outcome.session.clone());
+    Ok(outcome)
+}
+
 /// Rebuilds the login plan of a stored connection, through the same validation as
 /// a new one.
 fn plan_from_record(
@@ -390,6 +441,9 @@ pub fn remove_connection(ctx: &Context<'_>, username: &str, sink: &mut dyn Outpu
         .remove(username, &log)
         .map_err(store_error)
         .inspect_err(|e| ctx.log_failure("remove_connection", Some(username), e))?;
+    if let Some(resident) = &ctx.resident {
+        resident.forget(username);
+    }
     sink.info(&format!("Removed the connection for {username}; its stored secrets are deleted."));
     if outcome.was_active {
         sink.warning(&format!(

@@ -60,10 +60,7 @@ pub async fn dispatch(ctx: &Context<'_>, request: Request, sink: &mut dyn Output
     };
     let args = Args::new(&request.operation, request.args, allowed)?;
     match request.operation.as_str() {
-        "ping" => {
-            sink.info(&format!("SLAM {} speaks protocol version {PROTOCOL_VERSION}.", env!("CARGO_PKG_VERSION")));
-            Ok(())
-        }
+        "ping" => super::ping(ctx, sink),
         "setup_jwt" => super::setup_jwt(
             ctx,
             SetupJwtArgs {
@@ -205,8 +202,13 @@ mod tests {
 
     fn run(dir: &std::path::Path, req: Request) -> (Result<(), SlamError>, RecordingSink) {
         let clock = FixedClock::at(time::OffsetDateTime::now_utc());
-        let ctx =
-            Context { data_dir: dir.to_path_buf(), clock: &clock, http: Default::default(), caller: "test".into() };
+        let ctx = Context {
+            data_dir: dir.to_path_buf(),
+            clock: &clock,
+            http: Default::default(),
+            caller: "test".into(),
+            resident: None,
+        };
         let mut sink = RecordingSink::default();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let result = runtime.block_on(dispatch(&ctx, req, &mut sink));

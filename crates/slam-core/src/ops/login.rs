@@ -239,8 +239,8 @@ pub const SOAP_RETIREMENT_WARNING: &str = "Security token authentication uses SO
 
 /// A successful login and connection test.
 pub struct LoginOutcome {
-    /// The session.
-    pub session: Session,
+    /// The session (shared with the worker's token cache).
+    pub session: std::sync::Arc<Session>,
     /// What the connection test found.
     pub test: ConnectionTest,
     /// JWT attempts refused before the one that worked.
@@ -253,7 +253,14 @@ pub async fn login_and_test(
     plan: &ConnectionPlan,
     sink: &mut dyn OutputSink,
 ) -> Result<LoginOutcome, SlamError> {
-    let client = SalesforceClient::new(ctx.http.clone()).map_err(|e| login_error(e, plan, None))?;
+    let own_client;
+    let client = match &ctx.resident {
+        Some(resident) => resident.client(),
+        None => {
+            own_client = SalesforceClient::new(ctx.http.clone()).map_err(|e| login_error(e, plan, None))?;
+            &own_client
+        }
+    };
     let (session, refused_attempts) = match &plan.credentials {
         Credentials::Jwt { consumer_key, key_name, key_password } => {
             let vault = ctx.vault()?;
@@ -305,7 +312,7 @@ pub async fn login_and_test(
         ));
     }
     let test = client.test_connection(&session, plan.api_version).await.map_err(|e| login_error(e, plan, None))?;
-    Ok(LoginOutcome { session, test, refused_attempts })
+    Ok(LoginOutcome { session: std::sync::Arc::new(session), test, refused_attempts })
 }
 
 /// `slam test-login`.
@@ -354,7 +361,7 @@ pub async fn test_login(ctx: &Context<'_>, args: ConnectionArgs, sink: &mut dyn 
 }
 
 /// Maps a login failure to what the user sees, naming what to fix.
-fn login_error(error: LoginError, plan: &ConnectionPlan, vault: Option<&KeyVault>) -> SlamError {
+pub(super) fn login_error(error: LoginError, plan: &ConnectionPlan, vault: Option<&KeyVault>) -> SlamError {
     let message = with_causes(&error);
     let user = &plan.username;
     let domain = plan.domain.as_str();

@@ -17,7 +17,7 @@ mod rest;
 mod soap;
 
 pub use domain::{DomainError, LoginDomain};
-pub use http::{HttpSettings, ResolveOverride};
+pub use http::{HttpSettings, ResolveOverride, redact_url};
 pub use jwt::JwtAttempt;
 pub use rest::ConnectionTest;
 

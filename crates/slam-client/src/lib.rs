@@ -1,0 +1,240 @@
+//! The client side of the SLAM worker's pipe: send one [`Request`], receive its
+//! stream of [`Response`] frames up to the final `done`.
+//!
+//! Blocking `std` I/O only, no async runtime: the CLI uses it today, and the XP
+//! (`xp_slam.dll`, loaded inside `sqlservr.exe`) will use it tomorrow, where
+//! starting a runtime would be out of place. On Unix the pipe is a domain socket;
+//! on Windows a named pipe opened as a file (`\\.\pipe\speediful-slam`).
+//!
+//! Every failure maps to a stable number at the edge ([`ClientError::to_slam_error`]):
+//! nobody listening is 50407, a refused account 50404, an answer cut short 50408.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+use slam_protocol::frame::{self, DEFAULT_MAX_FRAME, FrameError};
+use slam_protocol::{ErrorCode, Request, Response, SlamError, WireError};
+use std::io;
+use std::time::Duration;
+
+/// The largest response frame accepted (the worker allows itself four times the
+/// request limit for result sets).
+pub const MAX_RESPONSE_FRAME: u32 = DEFAULT_MAX_FRAME * 4;
+
+/// How a call to the worker failed (as opposed to the operation failing, which
+/// arrives as the `done` frame's error).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing listens at the pipe.
+    #[error("no SLAM worker listens on {pipe}")]
+    NotListening {
+        /// The pipe or socket tried.
+        pipe: String,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// The pipe exists but this account may not open it.
+    #[error("this account may not connect to the SLAM worker on {pipe}")]
+    AccessDenied {
+        /// The pipe or socket tried.
+        pipe: String,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// Every instance of the pipe stayed busy.
+    #[error("the SLAM worker on {pipe} stayed busy for {} seconds", waited.as_secs())]
+    Busy {
+        /// The pipe tried.
+        pipe: String,
+        /// How long the client waited.
+        waited: Duration,
+    },
+    /// Opening the pipe failed for another reason.
+    #[error("connecting to the SLAM worker on {pipe} failed")]
+    Connect {
+        /// The pipe or socket tried.
+        pipe: String,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// The request could not be sent.
+    #[error("sending the request to the SLAM worker on {pipe} failed")]
+    Send {
+        /// The pipe or socket.
+        pipe: String,
+        /// The framing or I/O failure.
+        #[source]
+        source: FrameError,
+    },
+    /// The answer stopped before its `done` frame, or was unreadable.
+    #[error("the SLAM worker on {pipe} stopped answering before the operation's end: {detail}")]
+    ConnectionLost {
+        /// The pipe or socket.
+        pipe: String,
+        /// What happened.
+        detail: String,
+    },
+    /// No answer within the client's time limit.
+    #[error("the SLAM worker on {pipe} did not answer within {} seconds", waited.as_secs())]
+    TimedOut {
+        /// The pipe or socket.
+        pipe: String,
+        /// The limit.
+        waited: Duration,
+    },
+}
+
+impl ClientError {
+    /// The error as the user sees it, with what to do.
+    pub fn to_slam_error(&self) -> SlamError {
+        let message = self.to_string();
+        match self {
+            ClientError::NotListening { .. } | ClientError::Busy { .. } => {
+                SlamError::new(ErrorCode::WorkerUnavailable, message).with_hint(START_HINT)
+            }
+            ClientError::AccessDenied { .. } => SlamError::new(ErrorCode::PeerNotAllowed, message).with_hint(
+                "run as an account the worker allows (its `allowed_clients` setting; on Unix, membership of the \
+                 socket's group), or ask the administrator to add this one",
+            ),
+            ClientError::Connect { source, .. } => {
+                SlamError::new(ErrorCode::WorkerUnavailable, format!("{message}: {source}")).with_hint(START_HINT)
+            }
+            ClientError::Send { source, .. } => {
+                SlamError::new(ErrorCode::WorkerConnectionLost, format!("{message}: {source}"))
+                    .with_hint("look in the worker's log for why it closed the connection")
+            }
+            ClientError::ConnectionLost { .. } | ClientError::TimedOut { .. } => {
+                SlamError::new(ErrorCode::WorkerConnectionLost, message).with_hint(
+                    "look in the worker's log; the operation may or may not have completed, so check its effect \
+                     before retrying",
+                )
+            }
+        }
+    }
+}
+
+const START_HINT: &str = "start the worker (`slam-worker` in the foreground, or `slam-worker service start` for the \
+                          Windows service), or point --pipe / SLAM_PIPE at the one that runs";
+
+/// Options of one call.
+#[derive(Debug, Clone)]
+pub struct CallOptions {
+    /// The longest wait for any one frame of the answer. `None` waits as long as
+    /// the worker takes (it ends every request within its own time limit). Enforced
+    /// on Unix; Windows pipes opened as files have no read timeout, so there the
+    /// worker's request limit is what bounds the wait.
+    pub read_timeout: Option<Duration>,
+    /// How long to keep retrying while every pipe instance is busy (Windows).
+    pub busy_wait: Duration,
+}
+
+impl Default for CallOptions {
+    fn default() -> Self {
+        Self { read_timeout: None, busy_wait: Duration::from_secs(10) }
+    }
+}
+
+/// Sends `request` to the worker at `pipe` and hands every `message` and
+/// `resultset` frame to `on_output`. Returns the `done` frame's error (`None` when
+/// the operation succeeded).
+pub fn call(
+    pipe: &str,
+    request: &Request,
+    options: &CallOptions,
+    mut on_output: impl FnMut(Response),
+) -> Result<Option<WireError>, ClientError> {
+    let mut stream = platform::connect(pipe, options)?;
+    frame::write_frame(&mut stream, request, DEFAULT_MAX_FRAME)
+        .map_err(|source| ClientError::Send { pipe: pipe.to_string(), source })?;
+    loop {
+        let response = match frame::read_frame::<Response>(&mut stream, MAX_RESPONSE_FRAME) {
+            Ok(Some(response)) => response,
+            Ok(None) => {
+                return Err(ClientError::ConnectionLost {
+                    pipe: pipe.to_string(),
+                    detail: "the connection closed without a final answer".into(),
+                });
+            }
+            Err(FrameError::Io(e)) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                return Err(ClientError::TimedOut {
+                    pipe: pipe.to_string(),
+                    waited: options.read_timeout.unwrap_or_default(),
+                });
+            }
+            Err(e) => return Err(ClientError::ConnectionLost { pipe: pipe.to_string(), detail: e.to_string() }),
+        };
+        if response.id() != request.id && !response.id().is_empty() {
+            tracing::warn!(expected = %request.id, got = %response.id(), "a response frame for another request id");
+        }
+        match response {
+            Response::Done { error, .. } => return Ok(error),
+            other => on_output(other),
+        }
+    }
+}
+
+#[cfg(unix)]
+mod platform {
+    use super::{CallOptions, ClientError};
+    use std::io;
+    use std::os::unix::net::UnixStream;
+
+    pub(super) fn connect(pipe: &str, options: &CallOptions) -> Result<UnixStream, ClientError> {
+        let stream = UnixStream::connect(pipe).map_err(|source| {
+            let pipe = pipe.to_string();
+            match source.kind() {
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+                    ClientError::NotListening { pipe, source }
+                }
+                io::ErrorKind::PermissionDenied => ClientError::AccessDenied { pipe, source },
+                _ => ClientError::Connect { pipe, source },
+            }
+        })?;
+        stream
+            .set_read_timeout(options.read_timeout)
+            .map_err(|source| ClientError::Connect { pipe: pipe.to_string(), source })?;
+        Ok(stream)
+    }
+}
+
+#[cfg(windows)]
+mod platform {
+    use super::{CallOptions, ClientError};
+    use std::fs::File;
+    use std::time::Instant;
+
+    /// `ERROR_PIPE_BUSY`: every instance is serving another client.
+    const ERROR_PIPE_BUSY: i32 = 231;
+    /// `ERROR_FILE_NOT_FOUND`: no pipe of that name.
+    const ERROR_FILE_NOT_FOUND: i32 = 2;
+    /// `ERROR_ACCESS_DENIED`: the pipe's DACL does not admit this account.
+    const ERROR_ACCESS_DENIED: i32 = 5;
+
+    pub(super) fn connect(pipe: &str, options: &CallOptions) -> Result<File, ClientError> {
+        let path = slam_protocol::windows_pipe_path(pipe);
+        let started = Instant::now();
+        loop {
+            match std::fs::OpenOptions::new().read(true).write(true).open(&path) {
+                Ok(file) => return Ok(file),
+                Err(e) if e.raw_os_error() == Some(ERROR_PIPE_BUSY) => {
+                    // The worker creates the next instance right after accepting
+                    // one; a short sleep is all WaitNamedPipe would buy us.
+                    if started.elapsed() >= options.busy_wait {
+                        return Err(ClientError::Busy { pipe: path, waited: started.elapsed() });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(source) => {
+                    return Err(match source.raw_os_error() {
+                        Some(ERROR_FILE_NOT_FOUND) => ClientError::NotListening { pipe: path, source },
+                        Some(ERROR_ACCESS_DENIED) => ClientError::AccessDenied { pipe: path, source },
+                        _ => ClientError::Connect { pipe: path, source },
+                    });
+                }
+            }
+        }
+    }
+}

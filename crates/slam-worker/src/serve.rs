@@ -1,0 +1,322 @@
+//! One connection, whatever the transport: read one request, run it, stream the
+//! answer back, end with exactly one `done`. And the accept loop around it.
+//!
+//! Guarantees, each tested from the outside (`tests/`):
+//! - a peer the transport did not allow gets a `done` with 50404, nothing else runs;
+//! - a peer that sends nothing is disconnected after the idle limit;
+//! - oversized or malformed frames get a `done` error (50405), not a silent hang-up;
+//! - a request gets at most the request limit, then a `done` with 50406; one that
+//!   was still queued behind another on the same key or username never runs;
+//! - operations on the same key name or username run one at a time ([`crate::locks`]);
+//! - shutdown stops accepting and waits for requests in flight;
+//! - at most `max_connections` are served at once (the rest wait in the backlog).
+
+use crate::config::WorkerSettings;
+use crate::locks::{NamedLocks, lock_names};
+use slam_core::clock::SystemClock;
+use slam_core::ops::{Context, dispatch};
+use slam_core::resident::Resident;
+use slam_core::salesforce::HttpSettings;
+use slam_protocol::frame::{self, FrameError};
+use slam_protocol::{
+    ErrorCode, OutputSink, PROTOCOL_VERSION, Request, Response, ResultSet, Severity, SlamError, WireError,
+};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+
+/// Everything the worker shares between connections.
+pub struct Worker {
+    data_dir: PathBuf,
+    http: HttpSettings,
+    resident: Arc<Resident>,
+    locks: NamedLocks,
+    idle_timeout: Duration,
+    request_timeout: Duration,
+    max_connections: usize,
+    max_frame: u32,
+}
+
+impl Worker {
+    /// Builds the worker from validated settings: the HTTPS client (with its extra
+    /// CA and proxy) is created here, so a bad CA file fails at start, not at the
+    /// first login.
+    pub fn new(settings: &WorkerSettings) -> Result<Self, SlamError> {
+        settings.validate()?;
+        let http = settings.http_settings()?;
+        let resident = Resident::new(http.clone(), settings.cache_tokens).map_err(|e| {
+            SlamError::new(ErrorCode::ConfigInvalid, format!("the [salesforce] settings cannot be used: {e}"))
+                .with_hint("check `salesforce.ca_file` (a readable PEM file) and `salesforce.proxy`")
+        })?;
+        Ok(Self {
+            data_dir: settings.data_dir.clone(),
+            http,
+            resident: Arc::new(resident),
+            locks: NamedLocks::default(),
+            idle_timeout: settings.idle_timeout(),
+            request_timeout: settings.request_timeout(),
+            max_connections: settings.max_connections,
+            max_frame: frame::DEFAULT_MAX_FRAME,
+        })
+    }
+
+    /// Overrides the idle and request limits below the configuration's one-second
+    /// granularity (tests of the limits themselves).
+    pub fn set_limits(&mut self, idle: Option<Duration>, request: Option<Duration>) {
+        self.idle_timeout = idle.unwrap_or(self.idle_timeout);
+        self.request_timeout = request.unwrap_or(self.request_timeout);
+    }
+
+    /// The state kept between operations (for tests and benchmarks).
+    pub fn resident(&self) -> &Resident {
+        &self.resident
+    }
+}
+
+/// What the transport knows of the connecting peer.
+pub(crate) struct Peer {
+    /// Whether the transport's own check admitted it (the Unix socket's uid list;
+    /// on Windows the pipe's DACL already refused everyone else).
+    pub allowed: bool,
+    /// `uid 1000`, `pid 4242`: for logs and SLAM_Log.
+    pub description: String,
+}
+
+/// Accepts connections with `accept` until `shutdown` completes, serving each on
+/// its own task, then waits for those in flight.
+pub(crate) async fn accept_loop<S>(
+    worker: Arc<Worker>,
+    shutdown: impl Future<Output = ()>,
+    mut accept: impl AsyncFnMut() -> std::io::Result<(S, Peer)>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(worker.max_connections.max(1)));
+    let mut in_flight = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        // Wait for a free slot first: beyond the limit, clients wait in the backlog.
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot { Ok(slot) => slot, Err(_) => break },
+        };
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            accepted = accept() => {
+                match accepted {
+                    Ok((stream, peer)) => {
+                        let worker = worker.clone();
+                        in_flight.spawn(async move {
+                            serve(stream, peer, &worker).await;
+                            drop(slot);
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accepting a connection failed");
+                        // Do not spin on a persistent failure.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }
+    }
+    tracing::info!(in_flight = in_flight.len(), "shutting down: waiting for requests in flight");
+    while in_flight.join_next().await.is_some() {}
+}
+
+/// Sends response frames for one request into a channel, so the blocking
+/// operation and the async writer can run apart.
+struct ChannelSink {
+    id: String,
+    tx: mpsc::UnboundedSender<Response>,
+}
+
+impl OutputSink for ChannelSink {
+    fn message(&mut self, severity: Severity, text: &str) {
+        let _ = self.tx.send(Response::Message {
+            version: PROTOCOL_VERSION,
+            id: self.id.clone(),
+            severity,
+            text: text.to_string(),
+        });
+    }
+
+    fn result_set(&mut self, result: ResultSet) {
+        let ResultSet { columns, rows } = result;
+        let _ = self.tx.send(Response::ResultSet { version: PROTOCOL_VERSION, id: self.id.clone(), columns, rows });
+    }
+}
+
+fn done(id: &str, error: Option<&SlamError>) -> Response {
+    Response::Done { version: PROTOCOL_VERSION, id: id.to_string(), error: error.map(WireError::from) }
+}
+
+async fn write<S: AsyncWrite + Unpin>(stream: &mut S, response: &Response, max: u32) -> bool {
+    // Responses may carry large result sets: allow four times the request limit.
+    match frame::encode(response, max.saturating_mul(4)) {
+        Ok(bytes) => stream.write_all(&bytes).await.is_ok() && stream.flush().await.is_ok(),
+        Err(e) => {
+            tracing::error!(error = %e, "a response frame could not be encoded");
+            false
+        }
+    }
+}
+
+async fn read_request<S: AsyncRead + Unpin>(stream: &mut S, max: u32) -> Result<Option<Request>, FrameError> {
+    let mut header = [0u8; 4];
+    match stream.read_exact(&mut header).await {
+        Ok(_) => {}
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::BrokenPipe) => {
+            return Ok(None);
+        }
+        Err(e) => return Err(FrameError::Io(e)),
+    }
+    let length = u32::from_le_bytes(header);
+    if length > max {
+        return Err(FrameError::TooLarge { length, max });
+    }
+    // Only now, with the length known to be acceptable, is memory allocated.
+    let mut payload = vec![0u8; length as usize];
+    stream.read_exact(&mut payload).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::BrokenPipe => FrameError::Truncated,
+        _ => FrameError::Io(e),
+    })?;
+    serde_json::from_slice(&payload).map(Some).map_err(FrameError::Json)
+}
+
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, peer: Peer, worker: &Arc<Worker>) {
+    if !peer.allowed {
+        tracing::warn!(peer = %peer.description, "refused a peer that is not among the allowed clients");
+        let error = SlamError::new(ErrorCode::PeerNotAllowed, "this account may not use the SLAM worker")
+            .with_hint("add it to the worker's `allowed_clients` setting");
+        write(&mut stream, &done("", Some(&error)), worker.max_frame).await;
+        return;
+    }
+    let request = match tokio::time::timeout(worker.idle_timeout, read_request(&mut stream, worker.max_frame)).await {
+        Err(_) => {
+            tracing::debug!(peer = %peer.description, "a peer sent no request in time; disconnecting");
+            return;
+        }
+        Ok(Ok(None)) => return,
+        Ok(Ok(Some(request))) => request,
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %peer.description, error = %e, "bad request frame");
+            let error = SlamError::new(ErrorCode::BadFrame, format!("the request could not be read: {e}"));
+            write(&mut stream, &done("", Some(&error)), worker.max_frame).await;
+            return;
+        }
+    };
+    let id = request.id.clone();
+    let operation = request.operation.clone();
+    let caller = request.caller.describe(Some(&peer.description));
+    let started = Instant::now();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let began = Arc::new(AtomicBool::new(false));
+    let task = tokio::spawn(run_operation(worker.clone(), request, caller.clone(), tx, began.clone()));
+    let deadline = tokio::time::sleep(worker.request_timeout);
+    tokio::pin!(deadline);
+    let mut outcome = "ok";
+    loop {
+        tokio::select! {
+            response = rx.recv() => match response {
+                Some(response) => {
+                    let finished = matches!(&response, Response::Done { .. });
+                    if let Response::Done { error: Some(_), .. } = &response {
+                        outcome = "error";
+                    }
+                    if !write(&mut stream, &response, worker.max_frame).await {
+                        outcome = "client gone";
+                        break;
+                    }
+                    if finished {
+                        break;
+                    }
+                }
+                None => {
+                    let error = SlamError::new(ErrorCode::Internal, "the operation ended without an answer");
+                    write(&mut stream, &done(&id, Some(&error)), worker.max_frame).await;
+                    outcome = "no answer";
+                    break;
+                }
+            },
+            () = &mut deadline => {
+                let seconds = worker.request_timeout.as_secs();
+                let error = if began.load(Ordering::SeqCst) {
+                    SlamError::new(
+                        ErrorCode::RequestTimeout,
+                        format!("`{operation}` did not finish within {seconds} seconds; it goes on in the worker"),
+                    )
+                } else {
+                    // Still queued behind another operation on the same key or user:
+                    // cancel it, so it never runs after its caller was told it failed.
+                    task.abort();
+                    SlamError::new(
+                        ErrorCode::RequestTimeout,
+                        format!(
+                            "`{operation}` waited {seconds} seconds for another operation on the same key or \
+                             connection and did not run"
+                        ),
+                    )
+                };
+                write(&mut stream, &done(&id, Some(&error)), worker.max_frame).await;
+                outcome = "timed out";
+                break;
+            }
+        }
+    }
+    tracing::info!(
+        id,
+        operation,
+        caller,
+        outcome,
+        elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "request served"
+    );
+}
+
+/// Runs one request: waits for its named locks, then runs the operation on a
+/// blocking thread (key generation, file locks and SQLite block) whose async parts
+/// (Salesforce calls) are driven by the worker's runtime, so that the HTTPS pool
+/// is shared by every operation.
+async fn run_operation(
+    worker: Arc<Worker>,
+    request: Request,
+    caller: String,
+    tx: mpsc::UnboundedSender<Response>,
+    began: Arc<AtomicBool>,
+) {
+    let id = request.id.clone();
+    let held = worker.locks.acquire(&lock_names(&request)).await;
+    let runtime = tokio::runtime::Handle::current();
+    let sink_tx = tx.clone();
+    let blocking = tokio::task::spawn_blocking(move || {
+        began.store(true, Ordering::SeqCst);
+        let clock = SystemClock;
+        let ctx = Context {
+            data_dir: worker.data_dir.clone(),
+            clock: &clock,
+            http: worker.http.clone(),
+            caller,
+            resident: Some(worker.resident.clone()),
+        };
+        let mut sink = ChannelSink { id: request.id.clone(), tx: sink_tx };
+        let id = request.id.clone();
+        let result = runtime.block_on(dispatch(&ctx, request, &mut sink));
+        // The locks are released only when the operation is over, even if its
+        // caller stopped waiting.
+        drop(held);
+        let _ = sink.tx.send(done(&id, result.as_ref().err()));
+    });
+    if let Err(e) = blocking.await {
+        // A panic inside an operation: answer it, never take the worker down.
+        tracing::error!(id, error = %e, "an operation panicked");
+        let error = SlamError::new(ErrorCode::Internal, "the operation failed unexpectedly; see the worker's log");
+        let _ = tx.send(done(&id, Some(&error)));
+    }
+}

@@ -1,0 +1,62 @@
+//! The Unix transport: a domain socket, mode 0660, peers checked by uid
+//! (`SO_PEERCRED`) against the allowed clients plus the worker's own uid.
+
+use crate::serve::{Peer, Worker, accept_loop};
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::net::UnixListener;
+
+/// A bound socket and the uids it admits.
+pub struct Listener {
+    listener: UnixListener,
+    allowed_uids: Vec<u32>,
+}
+
+/// Binds the socket at `path` with mode 0660; `allowed_uids` plus the worker's
+/// own uid may connect. A stale socket file (nobody listening) is replaced; a live
+/// one is an error, so two workers never share a path. The parent directory must
+/// exist (`/run/speediful` is created by the service manager, e.g. systemd's
+/// `RuntimeDirectory=`).
+pub fn bind(path: &Path, allowed_uids: &[u32]) -> std::io::Result<Listener> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("another SLAM worker is listening on {}", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    let mut allowed_uids = allowed_uids.to_vec();
+    let own = std::fs::metadata(path)?.uid();
+    if !allowed_uids.contains(&own) {
+        allowed_uids.push(own);
+    }
+    Ok(Listener { listener, allowed_uids })
+}
+
+impl Listener {
+    /// Replaces the allowed uids, the worker's own included (to test refusals).
+    pub fn allow_only(&mut self, uids: Vec<u32>) {
+        self.allowed_uids = uids;
+    }
+}
+
+/// Serves `listener` until `shutdown` completes, then waits for requests in flight.
+pub async fn run(listener: Listener, worker: Arc<Worker>, shutdown: impl Future<Output = ()>) {
+    let Listener { listener, allowed_uids } = listener;
+    accept_loop(worker, shutdown, async || {
+        let (stream, _) = listener.accept().await?;
+        let uid = stream.peer_cred().map(|c| c.uid()).ok();
+        let peer = Peer {
+            allowed: uid.is_some_and(|u| allowed_uids.contains(&u)),
+            description: uid.map_or_else(|| "uid unknown".to_string(), |u| format!("uid {u}")),
+        };
+        Ok((stream, peer))
+    })
+    .await;
+}
