@@ -1,7 +1,11 @@
 //! `slam`: run SLAM operations from a shell.
 //!
-//! Every subcommand is a thin translation of flags into a `slam_core::ops` call;
-//! what the operation reports is rendered by [`render`]. Messages go to stderr and
+//! Every subcommand is a thin translation of flags into a [`Request`]: the
+//! operation and its T-SQL parameters. By default the request goes to the SLAM
+//! worker over its pipe; with `--local` it runs in this process through the same
+//! `slam_core::ops::dispatch` the worker uses. Either way the same stream of
+//! messages and result sets comes back and is rendered by [`render`], so both
+//! print the same things. Messages go to stderr and
 //! result sets to stdout, so `--format json` output can be piped straight into a
 //! script. Exit code 0 means success, 1 a SLAM error, 2 a usage error.
 
@@ -14,10 +18,10 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use render::{Format, TerminalSink};
 use slam_core::clock::SystemClock;
 use slam_core::data_dir::DataDir;
-use slam_core::ops::{self, AddConnectionArgs, ConnectionArgs, Context, SetupJwtArgs};
+use slam_core::ops::{self, Context};
 use slam_core::salesforce::{HttpSettings, ResolveOverride};
-use slam_core::secret::{Secret, secret};
-use slam_protocol::{ErrorCode, SlamError};
+use slam_protocol::{CallerContext, ErrorCode, OutputSink, PROTOCOL_VERSION, Request, Response, ResultSet, SlamError};
+use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,9 +37,13 @@ struct Cli {
     data_dir: Option<PathBuf>,
 
     /// Run the operation in this process instead of sending it to the SLAM worker.
-    /// (Until the worker ships, every operation runs in-process.)
     #[arg(long, global = true)]
     local: bool,
+
+    /// The worker's pipe name (Windows) or socket path.
+    /// [default: \\.\pipe\speediful-slam on Windows, /run/speediful/slam.sock elsewhere]
+    #[arg(long, global = true, env = "SLAM_PIPE", value_name = "PATH")]
+    pipe: Option<String>,
 
     /// How to print result sets.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
@@ -132,6 +140,8 @@ enum Command {
     },
     /// Show SLAM_Settings (the active connection).
     Settings,
+    /// Check that the worker answers: its version, uptime and cached sessions.
+    Ping,
 }
 
 /// The parameters of SLAM_add_connection.
@@ -190,64 +200,148 @@ fn init_logging() {
         .init();
 }
 
-fn run(cli: Cli, matches: &ArgMatches, sink: &mut TerminalSink) -> Result<(), SlamError> {
-    let clock = SystemClock;
-    let http = http_settings(&cli)?;
-    let ctx = Context {
-        data_dir: cli.data_dir.unwrap_or_else(DataDir::default_path),
-        clock: &clock,
-        http,
-        caller: caller(),
-        resident: None,
-    };
+fn run(mut cli: Cli, matches: &ArgMatches, sink: &mut TerminalSink) -> Result<(), SlamError> {
     let sub = matches.subcommand().map(|(_, m)| m);
-    match cli.command {
+    let caller = caller();
+    let command = std::mem::replace(&mut cli.command, Command::Ping);
+    let (operation, args) = operation(command, sub, sink)?;
+    let request = Request {
+        version: PROTOCOL_VERSION,
+        id: format!("cli-{}-{}", std::process::id(), operation),
+        operation: operation.to_string(),
+        args,
+        caller: caller.clone(),
+    };
+    if operation == "test_login" {
+        sink.set_json_envelope(true);
+    }
+    if cli.local {
+        let clock = SystemClock;
+        let http = http_settings(&cli)?;
+        let ctx = Context {
+            data_dir: cli.data_dir.unwrap_or_else(DataDir::default_path),
+            clock: &clock,
+            http,
+            caller: caller.describe(None),
+            resident: None,
+        };
+        return block_on(ops::dispatch(&ctx, request, sink));
+    }
+    for id in ["data_dir", "ca_file", "proxy", "http_timeout", "resolve"] {
+        if matches.value_source(id) == Some(ValueSource::CommandLine) {
+            sink.warning_now(&format!(
+                "`--{}` applies only with --local; the worker uses its own configuration (slam-worker.toml).",
+                id.replace('_', "-")
+            ));
+        }
+    }
+    let pipe = cli.pipe.unwrap_or_else(|| slam_protocol::DEFAULT_PIPE.to_string());
+    let done = slam_client::call(&pipe, &request, &slam_client::CallOptions::default(), |response| match response {
+        Response::Message { severity, text, .. } => sink.message(severity, &text),
+        Response::ResultSet { columns, rows, .. } => sink.result_set(ResultSet { columns, rows }),
+        Response::Done { .. } => {}
+    })
+    .map_err(|e| {
+        let error = e.to_slam_error();
+        match (error.code, &error.hint) {
+            (ErrorCode::WorkerUnavailable, Some(hint)) => {
+                let hint = format!("{hint}; or run the operation in this process with --local");
+                error.with_hint(hint)
+            }
+            _ => error,
+        }
+    })?;
+    match done {
+        None => Ok(()),
+        Some(error) => Err(error.to_slam_error()),
+    }
+}
+
+/// The operation a subcommand names and its arguments, as the T-SQL procedure's
+/// parameters (what both --local and the worker take).
+fn operation(
+    command: Command,
+    sub: Option<&ArgMatches>,
+    sink: &mut TerminalSink,
+) -> Result<(&'static str, BTreeMap<String, serde_json::Value>), SlamError> {
+    let mut args = BTreeMap::new();
+    let mut put = |name: &str, value: serde_json::Value| {
+        if !value.is_null() {
+            args.insert(name.to_string(), value);
+        }
+    };
+    let operation = match command {
         Command::SetupJwt { key_name, password, password_stdin, cert_days, force } => {
             let password = if password_stdin {
                 Some(read_stdin_secret()?)
             } else {
                 secret_flag(sub, "password", "--password-stdin` or the SLAM_KEY_PASSWORD variable", password, sink)
             };
-            ops::setup_jwt(&ctx, SetupJwtArgs { key_name, password, cert_days, force }, sink)
+            put("key_name", key_name.into());
+            put("password", password.into());
+            put("cert_days", cert_days.into());
+            put("force", force.into());
+            "setup_jwt"
         }
-        Command::RemoveJwt { key_name } => ops::remove_jwt(&ctx, &key_name, sink),
-        Command::ListKeys => ops::list_keys(&ctx, sink),
+        Command::RemoveJwt { key_name } => {
+            put("key_name", key_name.into());
+            "remove_jwt"
+        }
+        Command::ListKeys => "list_keys",
+        Command::Ping => "ping",
         Command::TestLogin(flags) => {
-            sink.set_json_envelope(true);
-            let args = connection_args(flags, sub, sink);
-            block_on(ops::test_login(&ctx, args, sink))
+            connection_args(flags, sub, sink, &mut put);
+            "test_login"
         }
         Command::AddConnection { connection, environment_name, skip_test } => {
-            let args =
-                AddConnectionArgs { connection: connection_args(connection, sub, sink), environment_name, skip_test };
-            block_on(ops::add_connection(&ctx, args, sink))
+            connection_args(connection, sub, sink, &mut put);
+            put("environment_name", environment_name.into());
+            put("skip_test", skip_test.into());
+            "add_connection"
         }
-        Command::ListConnections => ops::list_connections(&ctx, sink),
-        Command::UseConnectionUsername { username } => ops::use_connection_username(&ctx, &username, sink),
-        Command::TestConnection { username } => block_on(ops::test_connection(&ctx, &username, sink)),
-        Command::RemoveConnection { username } => ops::remove_connection(&ctx, &username, sink),
-        Command::Settings => ops::settings(&ctx, sink),
-    }
+        Command::ListConnections => "list_connections",
+        Command::UseConnectionUsername { username } => {
+            put("username", username.into());
+            "use_connection_username"
+        }
+        Command::TestConnection { username } => {
+            put("username", username.into());
+            "test_connection"
+        }
+        Command::RemoveConnection { username } => {
+            put("username", username.into());
+            "remove_connection"
+        }
+        Command::Settings => "settings",
+    };
+    Ok((operation, args))
 }
 
-fn connection_args(flags: ConnectionFlags, sub: Option<&ArgMatches>, sink: &mut TerminalSink) -> ConnectionArgs {
-    ConnectionArgs {
-        username: flags.username,
-        auth_method: Some(flags.auth_method),
-        consumer_key: flags.consumer_key,
-        key_name: flags.key_name,
-        key_password: secret_flag(sub, "key_password", "the SLAM_KEY_PASSWORD variable", flags.key_password, sink),
-        password: secret_flag(sub, "password", "the SLAM_PASSWORD variable", flags.password, sink),
-        token: secret_flag(sub, "token", "the SLAM_TOKEN variable", flags.token, sink),
-        domain: Some(flags.domain),
-        api_version: Some(flags.api_version),
-    }
+fn connection_args(
+    flags: ConnectionFlags,
+    sub: Option<&ArgMatches>,
+    sink: &mut TerminalSink,
+    put: &mut impl FnMut(&str, serde_json::Value),
+) {
+    put("username", flags.username.into());
+    put("auth_method", flags.auth_method.into());
+    put("consumer_key", flags.consumer_key.into());
+    put("key_name", flags.key_name.into());
+    put("key_password", secret_flag(sub, "key_password", "the SLAM_KEY_PASSWORD variable", flags.key_password, sink).into());
+    put("password", secret_flag(sub, "password", "the SLAM_PASSWORD variable", flags.password, sink).into());
+    put("token", secret_flag(sub, "token", "the SLAM_TOKEN variable", flags.token, sink).into());
+    put("domain", flags.domain.into());
+    put("api_version", flags.api_version.into());
 }
 
 /// Who runs this, for SLAM_Log: the OS account and the program.
-fn caller() -> String {
+fn caller() -> CallerContext {
     let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into());
-    format!("{user} (slam-cli {})", env!("CARGO_PKG_VERSION"))
+    CallerContext {
+        login: Some(user),
+        application: Some(format!("slam-cli {}", env!("CARGO_PKG_VERSION"))),
+        ..CallerContext::default()
+    }
 }
 
 /// Runs an async operation on a runtime that lives only for this call.
@@ -267,7 +361,7 @@ fn secret_flag(
     better: &str,
     value: Option<String>,
     sink: &mut TerminalSink,
-) -> Option<Secret> {
+) -> Option<String> {
     if matches.and_then(|m| m.value_source(id)) == Some(ValueSource::CommandLine) {
         sink.warning_now(&format!(
             "`--{}` on the command line is visible to other users of this machine and stays in shell history; \
@@ -275,7 +369,7 @@ fn secret_flag(
             id.replace('_', "-")
         ));
     }
-    value.map(secret)
+    value
 }
 
 fn http_settings(cli: &Cli) -> Result<HttpSettings, SlamError> {
@@ -296,11 +390,11 @@ fn http_settings(cli: &Cli) -> Result<HttpSettings, SlamError> {
 }
 
 /// The first line of standard input, without its line ending.
-fn read_stdin_secret() -> Result<Secret, SlamError> {
+fn read_stdin_secret() -> Result<String, SlamError> {
     // The buffer is wiped on drop; `Secret` owns the only other copy.
     let mut line = zeroize::Zeroizing::new(String::new());
     std::io::stdin().lock().read_line(&mut line).map_err(|e| {
         SlamError::new(ErrorCode::InvalidArgument, format!("reading the passphrase from standard input failed: {e}"))
     })?;
-    Ok(secret(line.trim_end_matches(['\r', '\n'])))
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }

@@ -103,7 +103,7 @@ pub fn describe_dacl(path: &Path) -> io::Result<String> {
 }
 
 /// The string SID (`S-1-5-...`) of the user this process runs as.
-fn current_user_sid() -> io::Result<String> {
+pub fn current_user_sid() -> io::Result<String> {
     let mut token: HANDLE = ptr::null_mut();
     // SAFETY: GetCurrentProcess returns a pseudo-handle that needs no closing; `token`
     // is a valid out pointer and is closed below.
@@ -134,8 +134,17 @@ fn token_user_sid(token: HANDLE) -> io::Result<String> {
     }
     // SAFETY: on success the buffer starts with a TOKEN_USER whose SID points inside it.
     let sid = unsafe { (*buffer.as_ptr().cast::<TOKEN_USER>()).User.Sid };
+    // SAFETY: `sid` points into `buffer`, alive until the end of this function.
+    unsafe { sid_to_string(sid) }
+}
+
+/// A binary SID as `S-1-5-...`.
+///
+/// # Safety
+/// `sid` must point to a valid SID that stays alive for the call.
+pub(crate) unsafe fn sid_to_string(sid: *mut c_void) -> io::Result<String> {
     let mut text: PWSTR = ptr::null_mut();
-    // SAFETY: `sid` is valid while `buffer` lives; `text` receives a LocalAlloc'd string.
+    // SAFETY: the caller guarantees `sid` is valid; `text` receives a LocalAlloc'd string.
     if unsafe { ConvertSidToStringSidW(sid, &mut text) } == 0 {
         return Err(io::Error::last_os_error());
     }
@@ -147,7 +156,7 @@ fn token_user_sid(token: HANDLE) -> io::Result<String> {
 ///
 /// # Safety
 /// `text` must be a non-null, NUL-terminated UTF-16 string allocated with LocalAlloc.
-unsafe fn take_local_wide(text: PWSTR) -> String {
+pub(crate) unsafe fn take_local_wide(text: PWSTR) -> String {
     let mut len = 0;
     // SAFETY: the caller guarantees NUL termination, so every read is in bounds.
     while unsafe { *text.add(len) } != 0 {
@@ -161,11 +170,11 @@ unsafe fn take_local_wide(text: PWSTR) -> String {
 }
 
 /// A security descriptor allocated by Win32 with LocalAlloc, freed on drop.
-struct LocalDescriptor(PSECURITY_DESCRIPTOR);
+pub(crate) struct LocalDescriptor(pub(crate) PSECURITY_DESCRIPTOR);
 
 impl LocalDescriptor {
     /// Parses SDDL into a self-relative security descriptor.
-    fn from_sddl(sddl: &str) -> io::Result<Self> {
+    pub(crate) fn from_sddl(sddl: &str) -> io::Result<Self> {
         let sddl_w = wide(sddl.as_ref());
         let mut descriptor: PSECURITY_DESCRIPTOR = ptr::null_mut();
         // SAFETY: `sddl_w` is NUL-terminated and outlives the call; `descriptor`
@@ -185,7 +194,7 @@ impl LocalDescriptor {
     }
 
     /// The descriptor's DACL as SDDL.
-    fn to_sddl(&self) -> io::Result<String> {
+    pub(crate) fn to_sddl(&self) -> io::Result<String> {
         let mut text: PWSTR = ptr::null_mut();
         // SAFETY: `self.0` is a valid descriptor; `text` receives a LocalAlloc'd string.
         let ok = unsafe {
@@ -214,7 +223,7 @@ impl Drop for LocalDescriptor {
     }
 }
 
-fn wide(s: &std::ffi::OsStr) -> Vec<u16> {
+pub(crate) fn wide(s: &std::ffi::OsStr) -> Vec<u16> {
     s.encode_wide().chain(std::iter::once(0)).collect()
 }
 

@@ -7,7 +7,9 @@
 //! `C:\ProgramData` inherit an ACL that lets every member of `BUILTIN\Users` read
 //! them, and the JWT private keys live under `C:\ProgramData\Speediful\SLAM\keys`.
 //! [`restrict_to_owner`] replaces that inherited ACL with a protected one.
-//! [`dpapi_protect`] wraps the master key that seals stored secrets.
+//! [`dpapi_protect`] wraps the master key that seals stored secrets. [`pipe`] gives
+//! the worker's named pipe its narrow DACL; [`eventlog`] reports the service's
+//! start, stop and fatal errors.
 
 #![cfg(windows)]
 #![deny(missing_docs)]
@@ -15,6 +17,8 @@
 
 mod acl;
 mod dpapi;
+pub mod eventlog;
+pub mod pipe;
 
-pub use acl::{describe_dacl, restrict_to_owner, running_under_wine};
+pub use acl::{current_user_sid, describe_dacl, restrict_to_owner, running_under_wine};
 pub use dpapi::{dpapi_protect, dpapi_unprotect};

@@ -13,8 +13,13 @@
 #![deny(missing_docs)]
 
 pub mod check;
+#[cfg(windows)]
+pub mod service;
 pub mod config;
 pub mod locks;
+#[cfg(windows)]
+pub mod pipe;
+pub mod pipe_acl;
 pub mod serve;
 #[cfg(unix)]
 pub mod unix;
@@ -24,32 +29,67 @@ pub use serve::Worker;
 
 pub mod logging;
 
-use slam_protocol::{ErrorCode, SlamError};
+use slam_protocol::SlamError;
 use std::future::Future;
 use std::sync::Arc;
 
-/// Builds the worker from `settings`, listens where they say, and serves until
-/// `shutdown` completes (then finishes the requests in flight). What the
-/// foreground binary and the Windows service both run.
-pub async fn listen_and_serve(settings: &WorkerSettings, shutdown: impl Future<Output = ()>) -> Result<(), SlamError> {
+/// A worker with its pipe (or socket) created, ready to serve.
+pub struct Bound {
+    worker: Arc<Worker>,
+    #[cfg(unix)]
+    listener: unix::Listener,
+    #[cfg(windows)]
+    listener: pipe::Listener,
+    address: String,
+}
+
+/// Builds the worker from `settings` and creates its pipe (Windows) or socket
+/// (Unix). Must run inside a tokio runtime. Fails, with the setting to fix named,
+/// when the configuration cannot work or another worker owns the address.
+pub fn bind(settings: &WorkerSettings) -> Result<Bound, SlamError> {
     let worker = Arc::new(Worker::new(settings)?);
-    let cannot_listen = |e: std::io::Error| {
-        SlamError::new(ErrorCode::WorkerUnavailable, format!("cannot listen on {}: {e}", settings.pipe))
-            .with_hint("another worker may be running; check `pipe` in the configuration")
-    };
     #[cfg(unix)]
     {
-        let listener =
-            unix::bind(std::path::Path::new(&settings.pipe), &settings.allowed_uids()?).map_err(cannot_listen)?;
-        tracing::info!(socket = %settings.pipe, data_dir = %settings.data_dir.display(), "SLAM worker listening");
-        unix::run(listener, worker, shutdown).await;
+        let listener = unix::bind(std::path::Path::new(&settings.pipe), &settings.allowed_uids()?).map_err(|e| {
+            SlamError::new(slam_protocol::ErrorCode::WorkerUnavailable, format!("cannot listen on {}: {e}", settings.pipe))
+                .with_hint("another worker may be running, or the socket's directory is missing; check `pipe`")
+        })?;
+        Ok(Bound { worker, listener, address: settings.pipe.clone() })
     }
     #[cfg(windows)]
     {
         let listener = pipe::bind(&settings.pipe, &settings.allowed_clients)?;
-        tracing::info!(pipe = %listener.path(), data_dir = %settings.data_dir.display(), "SLAM worker listening");
-        pipe::run(listener, worker, shutdown).await.map_err(cannot_listen)?;
+        let address = listener.path().to_string();
+        Ok(Bound { worker, listener, address })
     }
-    tracing::info!("SLAM worker stopped");
+}
+
+impl Bound {
+    /// Where clients connect: the socket path or `\\.\pipe\NAME`.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The worker (for tests and benchmarks).
+    pub fn worker(&self) -> &Arc<Worker> {
+        &self.worker
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        tracing::info!(address = %self.address, version = env!("CARGO_PKG_VERSION"), "SLAM worker listening");
+        #[cfg(unix)]
+        unix::run(self.listener, self.worker, shutdown).await;
+        #[cfg(windows)]
+        if let Err(e) = pipe::run(self.listener, self.worker, shutdown).await {
+            tracing::error!(error = %e, "the pipe failed");
+        }
+        tracing::info!("SLAM worker stopped");
+    }
+}
+
+/// [`bind`], then [`Bound::serve`]: what the foreground binary runs.
+pub async fn listen_and_serve(settings: &WorkerSettings, shutdown: impl Future<Output = ()>) -> Result<(), SlamError> {
+    bind(settings)?.serve(shutdown).await;
     Ok(())
 }

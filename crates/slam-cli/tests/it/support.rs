@@ -112,7 +112,7 @@ impl Slam {
 
 pub fn command_in(data_dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_slam"));
-    cmd.arg("--data-dir").arg(data_dir).args(args);
+    cmd.arg("--local").arg("--data-dir").arg(data_dir).args(args);
     cmd.env_remove("SLAM_DATA_DIR").env_remove("SLAM_KEY_PASSWORD").env("SLAM_LOG", "trace");
     cmd.stdin(Stdio::null());
     cmd

@@ -71,7 +71,8 @@ pub async fn dispatch(ctx: &Context<'_>, request: Request, sink: &mut dyn Output
             },
             sink,
         ),
-        "remove_jwt" => super::remove_jwt(ctx, &args.required_text("key_name")?, sink),
+        // An empty name reaches the key vault, whose error says what a name must be.
+        "remove_jwt" => super::remove_jwt(ctx, &args.present_text("key_name")?, sink),
         "list_keys" => super::list_keys(ctx, sink),
         "test_login" => super::test_login(ctx, args.connection()?, sink).await,
         "add_connection" => {
@@ -127,6 +128,13 @@ impl Args {
             Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
             Some(_) => Err(type_error(format!("`@{name}` of {} must be text", self.operation))),
         }
+    }
+
+    /// Present (not NULL), possibly empty.
+    fn present_text(&self, name: &str) -> Result<String, SlamError> {
+        self.text(name)?.ok_or_else(|| {
+            SlamError::new(ErrorCode::ParameterMissing, format!("`@{name}` is required for {}", self.operation))
+        })
     }
 
     fn required_text(&self, name: &str) -> Result<String, SlamError> {

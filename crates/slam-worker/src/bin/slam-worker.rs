@@ -48,10 +48,15 @@ enum Command {
     Service(ServiceCommand),
 }
 
-#[derive(Subcommand, Clone, Copy)]
+#[derive(Subcommand, Clone)]
 enum ServiceCommand {
-    /// Register the service (automatic start, runs this executable).
-    Install,
+    /// Register the service (automatic start, runs this executable with --config if given).
+    Install {
+        /// The account to run as: LocalSystem, or DOMAIN\user for a managed service
+        /// account. [default: the service's virtual account NT SERVICE\SpeedifulSLAM]
+        #[arg(long, value_name = "ACCOUNT")]
+        account: Option<String>,
+    },
     /// Stop (if running) and remove the service.
     Uninstall,
     /// Start the service and wait until it runs.
@@ -69,7 +74,7 @@ fn main() -> ExitCode {
         print!("{}", WorkerSettings::default().to_toml());
         return ExitCode::SUCCESS;
     }
-    let settings = match settings(&args) {
+    let settings = match load_settings(&args) {
         Ok(settings) => settings,
         Err(e) => return fail(&e),
     };
@@ -81,7 +86,7 @@ fn main() -> ExitCode {
 }
 
 /// The file's settings with flags and environment variables applied.
-fn settings(args: &Args) -> Result<WorkerSettings, SlamError> {
+fn load_settings(args: &Args) -> Result<WorkerSettings, SlamError> {
     let (path, required) = match &args.config {
         Some(path) => (path.clone(), true),
         None => (default_config_path(), false),
@@ -147,7 +152,7 @@ fn foreground(settings: &WorkerSettings) -> ExitCode {
 fn service(command: ServiceCommand, settings: &WorkerSettings, config: Option<&std::path::Path>) -> ExitCode {
     use slam_worker::service;
     let result = match command {
-        ServiceCommand::Install => service::install(config),
+        ServiceCommand::Install { account } => service::install(config, account.as_deref()),
         ServiceCommand::Uninstall => service::uninstall(),
         ServiceCommand::Start => service::start(),
         ServiceCommand::Stop => service::stop(),
