@@ -327,7 +327,10 @@ fn connection_args(
     put("auth_method", flags.auth_method.into());
     put("consumer_key", flags.consumer_key.into());
     put("key_name", flags.key_name.into());
-    put("key_password", secret_flag(sub, "key_password", "the SLAM_KEY_PASSWORD variable", flags.key_password, sink).into());
+    put(
+        "key_password",
+        secret_flag(sub, "key_password", "the SLAM_KEY_PASSWORD variable", flags.key_password, sink).into(),
+    );
     put("password", secret_flag(sub, "password", "the SLAM_PASSWORD variable", flags.password, sink).into());
     put("token", secret_flag(sub, "token", "the SLAM_TOKEN variable", flags.token, sink).into());
     put("domain", flags.domain.into());

@@ -13,14 +13,14 @@
 #![deny(missing_docs)]
 
 pub mod check;
-#[cfg(windows)]
-pub mod service;
 pub mod config;
 pub mod locks;
 #[cfg(windows)]
 pub mod pipe;
 pub mod pipe_acl;
 pub mod serve;
+#[cfg(windows)]
+pub mod service;
 #[cfg(unix)]
 pub mod unix;
 
@@ -51,8 +51,11 @@ pub fn bind(settings: &WorkerSettings) -> Result<Bound, SlamError> {
     #[cfg(unix)]
     {
         let listener = unix::bind(std::path::Path::new(&settings.pipe), &settings.allowed_uids()?).map_err(|e| {
-            SlamError::new(slam_protocol::ErrorCode::WorkerUnavailable, format!("cannot listen on {}: {e}", settings.pipe))
-                .with_hint("another worker may be running, or the socket's directory is missing; check `pipe`")
+            SlamError::new(
+                slam_protocol::ErrorCode::WorkerUnavailable,
+                format!("cannot listen on {}: {e}", settings.pipe),
+            )
+            .with_hint("another worker may be running, or the socket's directory is missing; check `pipe`")
         })?;
         Ok(Bound { worker, listener, address: settings.pipe.clone() })
     }

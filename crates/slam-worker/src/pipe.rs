@@ -50,8 +50,11 @@ pub fn security_for(allowed_clients: &[String]) -> Result<PipeSecurity, SlamErro
         match classify(entry)? {
             ClientName::Sid(sid) => sids.push(sid),
             ClientName::Account(name) => sids.push(slam_windows::pipe::lookup_account_sid(&name).map_err(|e| {
-                SlamError::new(ErrorCode::ConfigInvalid, format!("`allowed_clients`: the account `{name}` is unknown: {e}"))
-                    .with_hint(r"check the spelling (DOMAIN\name), or give its SID")
+                SlamError::new(
+                    ErrorCode::ConfigInvalid,
+                    format!("`allowed_clients`: the account `{name}` is unknown: {e}"),
+                )
+                .with_hint(r"check the spelling (DOMAIN\name), or give its SID")
             })?),
         }
     }

@@ -6,8 +6,8 @@
 //! gets only read/write data ([`CLIENT_ACCESS`]), and nobody else anything. The
 //! DACL is protected (`P`), so nothing is inherited.
 
-use slam_protocol::{ErrorCode, SlamError};
 use sha1::{Digest, Sha1};
+use slam_protocol::{ErrorCode, SlamError};
 
 /// Rights granted to allowed clients; the value of `slam_windows::pipe::CLIENT_ACCESS`.
 pub const CLIENT_ACCESS: u32 = 0x0012_008B;
@@ -19,10 +19,8 @@ pub const CLIENT_ACCESS: u32 = 0x0012_008B;
 pub fn service_sid(service_name: &str) -> String {
     let utf16: Vec<u8> = service_name.to_uppercase().encode_utf16().flat_map(u16::to_le_bytes).collect();
     let digest = Sha1::digest(&utf16);
-    let parts: Vec<String> = digest
-        .chunks_exact(4)
-        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]).to_string())
-        .collect();
+    let parts: Vec<String> =
+        digest.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]).to_string()).collect();
     format!("S-1-5-80-{}", parts.join("-"))
 }
 
@@ -48,7 +46,11 @@ pub fn classify(entry: &str) -> Result<ClientName, SlamError> {
     }
     if entry.to_ascii_uppercase().starts_with("S-1-") {
         let well_formed = entry[4..].split('-').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
-        return if well_formed { Ok(ClientName::Sid(entry.to_ascii_uppercase())) } else { Err(invalid("is not a SID")) };
+        return if well_formed {
+            Ok(ClientName::Sid(entry.to_ascii_uppercase()))
+        } else {
+            Err(invalid("is not a SID"))
+        };
     }
     if entry.contains([';', '(', ')']) {
         return Err(invalid("is not an account name"));
@@ -83,10 +85,7 @@ mod tests {
     fn service_sids_match_the_published_ones() {
         // Published SIDs of the default instance, a named instance and TrustedInstaller.
         assert_eq!(service_sid("MSSQLSERVER"), "S-1-5-80-3880718306-3832830129-1677859214-2598158968-1052248003");
-        assert_eq!(
-            service_sid("mssql$sqlexpress"),
-            "S-1-5-80-3880006512-4290199581-1648723128-3569869737-3631323133"
-        );
+        assert_eq!(service_sid("mssql$sqlexpress"), "S-1-5-80-3880006512-4290199581-1648723128-3569869737-3631323133");
         assert_eq!(service_sid("TrustedInstaller"), "S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464");
     }
 

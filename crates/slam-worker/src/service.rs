@@ -85,11 +85,10 @@ pub fn install(config: Option<&Path>, account: Option<&str>) -> Result<String, S
     let service = scm
         .create_service(&info, ServiceAccess::CHANGE_CONFIG | ServiceAccess::QUERY_CONFIG | ServiceAccess::START)
         .map_err(|e| match &e {
-            windows_service::Error::Winapi(io) if io.raw_os_error() == Some(1073) => SlamError::new(
-                ErrorCode::InvalidArgument,
-                format!("the service {SERVICE_NAME} is already installed"),
-            )
-            .with_hint("`slam-worker service uninstall` first to reinstall it"),
+            windows_service::Error::Winapi(io) if io.raw_os_error() == Some(1073) => {
+                SlamError::new(ErrorCode::InvalidArgument, format!("the service {SERVICE_NAME} is already installed"))
+                    .with_hint("`slam-worker service uninstall` first to reinstall it")
+            }
             _ => scm_error("creating the service", e),
         })?;
     let _ = service.set_description(
@@ -266,7 +265,12 @@ fn run_service(settings: &WorkerSettings) -> Result<(), SlamError> {
     // may end as soon as it is.
     match &result {
         Ok(why) => {
-            eventlog::report(EVENT_SOURCE, EventKind::Information, EVENT_STOPPED, &format!("{SERVICE_NAME} stopped ({why})."));
+            eventlog::report(
+                EVENT_SOURCE,
+                EventKind::Information,
+                EVENT_STOPPED,
+                &format!("{SERVICE_NAME} stopped ({why})."),
+            );
             report(ServiceState::Stopped, ServiceControlAccept::empty(), 0, 0);
         }
         Err(e) => {

@@ -11,3 +11,4 @@ mod login;
 #[cfg(not(windows))]
 mod openssl;
 mod support;
+mod worker;

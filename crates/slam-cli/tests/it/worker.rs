@@ -1,0 +1,312 @@
+//! `slam` through the worker: the same operations as `--local`, sent over the real
+//! pipe (a Unix socket on Linux, the named pipe under Wine) to a worker running in
+//! this test process, against the fake Salesforce.
+//!
+//! What these prove: every operation reaches the worker and comes back printed
+//! exactly as `--local` prints it; the worker's token cache spares logins and
+//! recovers from a revoked token with exactly one new login; a missing worker is
+//! reported with what to do.
+
+use crate::login::{KEY_PASS, USER, World};
+use crate::support::{Run, run};
+use slam_testkit::User;
+use slam_worker::WorkerSettings;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const SOAP_USER: &str = "soap-worker@acme.com";
+const SOAP_PASSWORD: &str = "Worker-Pa55&<xml>";
+const SOAP_TOKEN: &str = "WORKERTOKEN42";
+
+/// A worker serving `data_dir` on its own pipe, on a thread of this process.
+struct TestWorker {
+    address: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn unique_pipe(dir: &std::path::Path) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    if cfg!(windows) {
+        format!("speediful-slam-test-{}-{n}", std::process::id())
+    } else {
+        dir.join(format!("w{n}.sock")).to_string_lossy().into_owned()
+    }
+}
+
+impl TestWorker {
+    fn start(w: &World, cache_tokens: bool) -> Self {
+        let mut settings = WorkerSettings {
+            data_dir: w.slam.data_dir().to_path_buf(),
+            pipe: unique_pipe(w.slam.data_dir()),
+            allowed_clients: Vec::new(),
+            cache_tokens,
+            ..WorkerSettings::default()
+        };
+        settings.salesforce.ca_file = w.ca_file.to_string_lossy().into_owned();
+        settings.salesforce.resolve = vec![w.fake.resolve_spec()];
+        settings.salesforce.timeout_seconds = 5;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready, is_ready) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async move {
+                let bound = slam_worker::bind(&settings).unwrap();
+                ready.send(bound.address().to_string()).unwrap();
+                bound
+                    .serve(async move {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
+        });
+        let address = is_ready.recv_timeout(std::time::Duration::from_secs(20)).unwrap();
+        TestWorker { address, stop: Some(stop), thread: Some(thread) }
+    }
+}
+
+impl Drop for TestWorker {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// `slam --format json ARGS` through the worker at `pipe`, logs off so that
+/// only what the user sees is compared.
+fn via_worker(pipe: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_slam"));
+    cmd.args(["--pipe", pipe, "--format", "json"]).args(args);
+    finish(cmd, env)
+}
+
+/// The same, in-process (`--local`) on the same data directory and fake Salesforce.
+fn local(w: &World, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_slam"));
+    cmd.args(["--local", "--format", "json", "--http-timeout", "5", "--data-dir"]).arg(w.slam.data_dir());
+    cmd.arg("--ca-file").arg(&w.ca_file).arg("--resolve").arg(w.fake.resolve_spec()).args(args);
+    finish(cmd, env)
+}
+
+fn finish(mut cmd: Command, env: &[(&str, &str)]) -> Run {
+    for var in ["SLAM_DATA_DIR", "SLAM_KEY_PASSWORD", "SLAM_PASSWORD", "SLAM_TOKEN", "SLAM_PIPE", "SLAM_RESOLVE"] {
+        cmd.env_remove(var);
+    }
+    cmd.env("SLAM_LOG", "off").stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run(cmd)
+}
+
+/// Output with what legitimately differs between two runs (durations) blanked.
+fn normalised(run: &Run) -> (i32, String, String) {
+    let blank = |text: &str| {
+        let mut out = String::new();
+        let mut rest = text;
+        // "in 123 ms" and "elapsed_ms":123 carry timings.
+        while let Some(i) = rest.find(|c: char| c.is_ascii_digit()) {
+            let (head, tail) = rest.split_at(i);
+            let digits = tail.find(|c: char| !c.is_ascii_digit()).unwrap_or(tail.len());
+            let after = &tail[digits..];
+            out.push_str(head);
+            if after.starts_with(" ms") || head.trim_end().ends_with("\"elapsed_ms\":") {
+                out.push('N');
+            } else {
+                out.push_str(&tail[..digits]);
+            }
+            rest = after;
+        }
+        out.push_str(rest);
+        out
+    };
+    (run.code, blank(&run.stdout), blank(&run.stderr))
+}
+
+fn assert_same(worker: &Run, local: &Run, what: &str) {
+    assert_eq!(normalised(worker), normalised(local), "{what}: the worker and --local printed differently");
+}
+
+#[test]
+fn every_operation_runs_through_the_worker_and_prints_as_local_does() {
+    let w = World::new();
+    w.fake.add_user(User::new(SOAP_USER, &w.prod).with_password(SOAP_PASSWORD).with_security_token(SOAP_TOKEN));
+    let worker = TestWorker::start(&w, true);
+    let pipe = worker.address.as_str();
+    let key_env = [("SLAM_KEY_PASSWORD", KEY_PASS)];
+    let soap_env = [("SLAM_PASSWORD", SOAP_PASSWORD), ("SLAM_TOKEN", SOAP_TOKEN)];
+
+    let ping = via_worker(pipe, &["ping"], &[]).ok();
+    assert_eq!(ping.row()["mode"], "worker", "{}", ping.stdout);
+    assert!(ping.stderr.contains("SLAM worker") && ping.stderr.contains("up for"), "{}", ping.stderr);
+    assert_eq!(local(&w, &["ping"], &[]).ok().row()["mode"], "in-process");
+
+    // Reads of the same data directory print identically.
+    for args in [&["list-keys"][..], &["list-connections"], &["settings"]] {
+        assert_same(&via_worker(pipe, args, &[]).ok(), &local(&w, args, &[]).ok(), args[0]);
+    }
+    // A login that stores nothing, both ways; and a failure, both ways.
+    let soap = ["test-login", "--username", SOAP_USER, "--domain", "acme.my"];
+    let through = via_worker(pipe, &soap, &soap_env).ok();
+    assert!(through.warnings().iter().any(|w| w.contains("retiring")), "{}", through.stderr);
+    assert_same(&through, &local(&w, &soap, &soap_env).ok(), "test-login");
+    let missing = ["test-connection", "--username", "nobody@acme.com"];
+    assert_same(&via_worker(pipe, &missing, &[]).fails_with(50206), &local(&w, &missing, &[]), "an error");
+
+    // Changes made through the worker are what --local then reads.
+    let setup = via_worker(pipe, &["setup-jwt", "--key-name", "via-worker"], &[("SLAM_KEY_PASSWORD", KEY_PASS)]).ok();
+    assert_eq!(setup.row()["key_name"], "via-worker", "{}", setup.stdout);
+    assert!(w.slam.key_file("via-worker").exists());
+    let add = [
+        "add-connection",
+        "--auth-method",
+        "jwt_bearer",
+        "--username",
+        USER,
+        "--consumer-key",
+        &w.consumer_key,
+        "--key-name",
+        "acme-prod",
+        "--domain",
+        "acme.my",
+    ];
+    let added = via_worker(pipe, &add, &key_env).ok();
+    assert_eq!(added.row()["username"], USER);
+    let add_soap = ["add-connection", "--username", SOAP_USER, "--domain", "acme.my"];
+    via_worker(pipe, &add_soap, &soap_env).ok();
+    assert_same(
+        &via_worker(pipe, &["list-connections"], &[]).ok(),
+        &local(&w, &["list-connections"], &[]).ok(),
+        "list",
+    );
+    via_worker(pipe, &["use-connection-username", "--username", USER], &[]).ok();
+    assert_eq!(local(&w, &["settings"], &[]).ok().row()["username"], USER);
+    let tested = via_worker(pipe, &["test-connection", "--username", USER], &[]).ok();
+    assert!(tested.stderr.contains("Connection test passed"), "{}", tested.stderr);
+    let removed = via_worker(pipe, &["remove-connection", "--username", USER], &[]).ok();
+    assert!(removed.warnings().iter().any(|w| w.contains("was the active connection")), "{}", removed.stderr);
+    assert_eq!(local(&w, &["settings"], &[]).ok().row()["username"], serde_json::Value::Null);
+    let gone = via_worker(pipe, &["remove-jwt", "--key-name", "via-worker"], &[]).ok();
+    assert!(gone.warnings().iter().any(|w| w.contains("revoke")), "{}", gone.stderr);
+    assert!(!w.slam.key_file("via-worker").exists());
+
+    // Every operation the worker knows was exercised above.
+    for (operation, _) in slam_core::ops::OPERATIONS {
+        let flag = operation.replace('_', "-");
+        assert!(
+            [
+                "ping",
+                "list-keys",
+                "list-connections",
+                "settings",
+                "test-login",
+                "test-connection",
+                "setup-jwt",
+                "add-connection",
+                "use-connection-username",
+                "remove-connection",
+                "remove-jwt"
+            ]
+            .contains(&flag.as_str()),
+            "{operation} is not exercised through the worker"
+        );
+    }
+}
+
+#[test]
+fn the_worker_reuses_tokens_and_logs_in_once_when_one_is_revoked() {
+    let w = World::new();
+    let worker = TestWorker::start(&w, true);
+    let pipe = worker.address.as_str();
+    let logins = || w.fake.requests().iter().filter(|r| r.path == "/services/oauth2/token").count();
+    let add = [
+        "add-connection",
+        "--auth-method",
+        "jwt_bearer",
+        "--username",
+        USER,
+        "--consumer-key",
+        &w.consumer_key,
+        "--key-name",
+        "acme-prod",
+        "--domain",
+        "acme.my",
+    ];
+    via_worker(pipe, &add, &[("SLAM_KEY_PASSWORD", KEY_PASS)]).ok();
+    let after_add = logins();
+    assert!(after_add >= 1);
+
+    for _ in 0..3 {
+        let run = via_worker(pipe, &["test-connection", "--username", USER], &[]).ok();
+        assert!(run.stderr.contains("Used the session of an earlier login"), "{}", run.stderr);
+    }
+    assert_eq!(logins(), after_add, "no new login while the token works");
+
+    w.fake.revoke_all_tokens();
+    let run = via_worker(pipe, &["test-connection", "--username", USER], &[]).ok();
+    assert!(
+        run.stderr.contains("no longer accepts the session") && run.stderr.contains("INVALID_SESSION_ID"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(logins(), after_add + 1, "exactly one fresh login after the revocation");
+    let run = via_worker(pipe, &["test-connection", "--username", USER], &[]).ok();
+    assert!(run.stderr.contains("Used the session of an earlier login"), "{}", run.stderr);
+    assert_eq!(logins(), after_add + 1);
+
+    // Re-adding the connection drops the old token: the stored row changed.
+    via_worker(pipe, &add, &[("SLAM_KEY_PASSWORD", KEY_PASS)]).ok();
+    assert_eq!(logins(), after_add + 2, "re-adding logs in (its own test)");
+    let ping = via_worker(pipe, &["ping"], &[]).ok();
+    assert_eq!(ping.row()["cached_sessions"], 1);
+}
+
+#[test]
+fn without_the_token_cache_every_test_logs_in() {
+    let w = World::new();
+    let worker = TestWorker::start(&w, false);
+    let pipe = worker.address.as_str();
+    let logins = || w.fake.requests().iter().filter(|r| r.path == "/services/oauth2/token").count();
+    let add = [
+        "add-connection",
+        "--auth-method",
+        "jwt_bearer",
+        "--username",
+        USER,
+        "--consumer-key",
+        &w.consumer_key,
+        "--key-name",
+        "acme-prod",
+        "--domain",
+        "acme.my",
+    ];
+    via_worker(pipe, &add, &[("SLAM_KEY_PASSWORD", KEY_PASS)]).ok();
+    let before = logins();
+    via_worker(pipe, &["test-connection", "--username", USER], &[]).ok();
+    via_worker(pipe, &["test-connection", "--username", USER], &[]).ok();
+    assert_eq!(logins(), before + 2);
+    assert_eq!(via_worker(pipe, &["ping"], &[]).ok().row()["cached_sessions"], serde_json::Value::Null);
+}
+
+#[test]
+fn no_worker_listening_is_reported_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = unique_pipe(dir.path());
+    let run = via_worker(&pipe, &["list-keys"], &[]).fails_with(50407);
+    assert!(run.stderr.contains("no SLAM worker listens on"), "{}", run.stderr);
+    assert!(run.stderr.contains("slam-worker") && run.stderr.contains("--local"), "{}", run.stderr);
+    assert_eq!(run.json()["error"]["code"], "SLAM_WORKER_UNAVAILABLE");
+}
+
+#[test]
+fn local_only_flags_are_flagged_when_the_worker_runs_the_operation() {
+    let w = World::new();
+    let worker = TestWorker::start(&w, true);
+    let run = via_worker(&worker.address, &["--proxy", "http://127.0.0.1:9", "list-keys"], &[]).ok();
+    assert!(run.warnings().iter().any(|w| w.contains("--proxy") && w.contains("--local")), "{}", run.stderr);
+}
