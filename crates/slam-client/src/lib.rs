@@ -204,6 +204,7 @@ mod platform {
 mod platform {
     use super::{CallOptions, ClientError};
     use std::fs::File;
+    use std::os::windows::fs::OpenOptionsExt;
     use std::time::Instant;
 
     /// `ERROR_PIPE_BUSY`: every instance is serving another client.
@@ -217,7 +218,14 @@ mod platform {
         let path = slam_protocol::windows_pipe_path(pipe);
         let started = Instant::now();
         loop {
-            match std::fs::OpenOptions::new().read(true).write(true).open(&path) {
+            // Ask for exactly what the pipe's DACL grants clients (GENERIC_WRITE
+            // would include the right to create pipe instances, which it refuses).
+            let opened = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .access_mode(slam_protocol::PIPE_CLIENT_ACCESS)
+                .open(&path);
+            match opened {
                 Ok(file) => return Ok(file),
                 Err(e) if e.raw_os_error() == Some(ERROR_PIPE_BUSY) => {
                     // The worker creates the next instance right after accepting

@@ -30,6 +30,13 @@ pub const DEFAULT_PIPE: &str = r"\\.\pipe\speediful-slam";
 #[cfg(not(windows))]
 pub const DEFAULT_PIPE: &str = "/run/speediful/slam.sock";
 
+/// The access a client asks for when it opens the worker's Windows pipe, and all
+/// the pipe's DACL grants it: `FILE_READ_DATA | FILE_WRITE_DATA |
+/// FILE_READ_ATTRIBUTES | FILE_READ_EA | READ_CONTROL | SYNCHRONIZE`. Not
+/// `GENERIC_WRITE`, which includes `FILE_CREATE_PIPE_INSTANCE`: a client that could
+/// create instances of the pipe could pose as the worker to other clients.
+pub const PIPE_CLIENT_ACCESS: u32 = 0x0012_008B;
+
 /// The full name of a Windows pipe: `speediful-slam` becomes
 /// `\\.\pipe\speediful-slam`; a name already starting with `\\` is kept.
 pub fn windows_pipe_path(name: &str) -> String {

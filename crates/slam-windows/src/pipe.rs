@@ -1,11 +1,8 @@
 //! The worker's named pipe: a security descriptor that admits only the accounts
 //! we name, instances created with it, and who is on the other end.
 //!
-//! Clients are granted [`CLIENT_ACCESS`]: read and write data, nothing more. In
-//! particular not `FILE_CREATE_PIPE_INSTANCE` (which `GENERIC_WRITE` includes), so
-//! an allowed client cannot create instances of our pipe and impersonate the
-//! worker to other clients. A client must therefore open the pipe asking for
-//! exactly these rights, not `GENERIC_READ | GENERIC_WRITE`.
+//! The DACL itself is composed by the worker (`slam_worker::pipe_acl`); this
+//! module turns it into a descriptor and creates pipe instances with it.
 
 use crate::acl::{LocalDescriptor, wide};
 use std::ffi::c_void;
@@ -19,11 +16,6 @@ use windows_sys::Win32::Security::{
     DACL_SECURITY_INFORMATION, LookupAccountNameW, PSECURITY_DESCRIPTOR, SECURITY_ATTRIBUTES, SID_NAME_USE,
 };
 use windows_sys::Win32::System::Pipes::GetNamedPipeClientProcessId;
-
-/// What a client of the worker's pipe is granted and must ask for:
-/// `FILE_READ_DATA | FILE_WRITE_DATA | FILE_READ_ATTRIBUTES | FILE_READ_EA |
-/// READ_CONTROL | SYNCHRONIZE` (0x0012008B).
-pub const CLIENT_ACCESS: u32 = 0x0012_008B;
 
 /// A security descriptor for pipe instances, built from SDDL.
 pub struct PipeSecurity {

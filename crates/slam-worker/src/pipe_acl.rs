@@ -9,8 +9,8 @@
 use sha1::{Digest, Sha1};
 use slam_protocol::{ErrorCode, SlamError};
 
-/// Rights granted to allowed clients; the value of `slam_windows::pipe::CLIENT_ACCESS`.
-pub const CLIENT_ACCESS: u32 = 0x0012_008B;
+/// Rights granted to allowed clients (read and write data, no pipe creation).
+pub use slam_protocol::PIPE_CLIENT_ACCESS as CLIENT_ACCESS;
 
 /// The SID Windows gives a service's virtual account `NT SERVICE\NAME`:
 /// `S-1-5-80-` and the SHA-1 of the upper-cased name in UTF-16LE, as five

@@ -105,9 +105,12 @@ pub(crate) async fn accept_loop<S>(
             () = &mut shutdown => break,
             slot = slots.clone().acquire_owned() => match slot { Ok(slot) => slot, Err(_) => break },
         };
+        // Reap finished connections without racing them against `accept`: a
+        // Windows pipe accept is not cancel-safe (dropping it mid-connect would drop
+        // a client that just connected), so only shutdown may interrupt it.
+        while in_flight.try_join_next().is_some() {}
         tokio::select! {
             () = &mut shutdown => break,
-            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
             accepted = accept() => {
                 match accepted {
                     Ok((stream, peer)) => {
