@@ -30,7 +30,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 fn slam_setup(dir: &Path) {
     run(Command::new(env!("CARGO_BIN_EXE_slam"))
-        .args(["--data-dir"])
+        .args(["--local", "--data-dir"])
         .arg(dir)
         .args(["setup-jwt", "--key-name", "bench"])
         .env("SLAM_KEY_PASSWORD", PASSPHRASE));

@@ -226,3 +226,143 @@ fn shutdown_finishes_requests_in_flight() {
     stopper.join().unwrap();
     assert!(UnixStream::connect(&socket).is_err(), "no longer accepting");
 }
+
+#[test]
+fn a_client_that_disconnects_mid_request_does_not_stop_the_operation() {
+    let worker = TestWorker::start(|_| {});
+    let mut stream = worker.connect();
+    let request = Request {
+        version: PROTOCOL_VERSION,
+        id: "gone".into(),
+        operation: "setup_jwt".into(),
+        args: serde_json::from_value(serde_json::json!({"key_name": "orphan", "password": "a long passphrase"}))
+            .unwrap(),
+        caller: Default::default(),
+    };
+    write_frame(&mut stream, &request, DEFAULT_MAX_FRAME).unwrap();
+    drop(stream);
+    // The operation completes (nothing half-written), and the worker keeps serving.
+    let started = Instant::now();
+    while !worker.dir.path().join("keys").join("orphan.crt").exists() {
+        assert!(started.elapsed() < Duration::from_secs(30), "the orphaned operation never completed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(error_number(&worker.send("list_keys", serde_json::json!({}))), None);
+    let again = worker.send("setup_jwt", serde_json::json!({"key_name": "orphan"}));
+    assert_eq!(error_number(&again), Some(50104), "the keypair is whole and valid: {again:?}");
+    worker.stop();
+}
+
+/// `slam-worker` itself: --check-config, --print-default-config, and the
+/// foreground worker stopping cleanly on SIGINT.
+mod binary {
+    use super::*;
+    use std::process::Command;
+
+    fn slam_worker(args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_slam-worker"))
+            .args(args)
+            .env_remove("SLAM_DATA_DIR")
+            .env_remove("SLAM_PIPE")
+            .env_remove("SLAM_WORKER_CONFIG")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[test]
+    fn check_config_names_what_is_wrong_and_passes_what_is_right() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("slam-worker.toml");
+        let config_arg = config.to_str().unwrap();
+
+        std::fs::write(&config, "request_timout_seconds = 5\n").unwrap();
+        let (code, _, err) = slam_worker(&["--config", config_arg, "--check-config"]);
+        assert_eq!(code, 1);
+        assert!(err.contains("50409") && err.contains("request_timout_seconds"), "{err}");
+
+        let missing = dir.path().join("nope");
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = '{}'\npipe = '{}'\n[salesforce]\nca_file = '{}'\n",
+                missing.display(),
+                dir.path().join("no-such-dir").join("s.sock").display(),
+                dir.path().join("missing-ca.pem").display()
+            ),
+        )
+        .unwrap();
+        let (code, _, err) = slam_worker(&["--config", config_arg, "--check-config"]);
+        assert_eq!(code, 1);
+        for setting in ["`data_dir`", "[salesforce]", "`pipe`"] {
+            assert!(err.contains(setting), "{setting} not reported:\n{err}");
+        }
+
+        std::fs::write(
+            &config,
+            format!("data_dir = '{}'\npipe = '{}'\n", dir.path().display(), dir.path().join("s.sock").display()),
+        )
+        .unwrap();
+        let (code, out, err) = slam_worker(&["--config", config_arg, "--check-config"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("valid"), "{err}");
+        let effective: toml::Value = toml::from_str(&out).unwrap();
+        assert_eq!(effective["request_timeout_seconds"].as_integer(), Some(120), "defaults filled in:\n{out}");
+        // Flags override the file.
+        let (_, out, _) = slam_worker(&["--config", config_arg, "--pipe", "/tmp/other.sock", "--check-config"]);
+        assert!(out.contains("pipe = \"/tmp/other.sock\""), "{out}");
+        // An explicit file that does not exist is an error, not silent defaults.
+        let (code, _, err) =
+            slam_worker(&["--config", dir.path().join("absent.toml").to_str().unwrap(), "--check-config"]);
+        assert_eq!(code, 1);
+        assert!(err.contains("absent.toml"), "{err}");
+
+        let (code, template, _) = slam_worker(&["--print-default-config"]);
+        assert_eq!(code, 0);
+        assert!(template.contains("[salesforce]") && template.contains("[log]"), "{template}");
+    }
+
+    #[test]
+    fn the_foreground_worker_serves_and_stops_cleanly_on_sigint() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("fg.sock");
+        let log = dir.path().join("worker.log");
+        let empty_config = dir.path().join("empty.toml");
+        std::fs::write(&empty_config, "").unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_slam-worker"))
+            .args(["--data-dir", dir.path().to_str().unwrap(), "--pipe", socket.to_str().unwrap()])
+            .env("SLAM_WORKER_CONFIG", &empty_config)
+            .env("SLAM_LOG", "info")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while UnixStream::connect(&socket).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the worker exited ({status:?}): {}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "the worker did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let request = Request {
+            version: PROTOCOL_VERSION,
+            id: "fg".into(),
+            operation: "ping".into(),
+            args: Default::default(),
+            caller: Default::default(),
+        };
+        let socket_text = socket.to_str().unwrap().to_string();
+        let done = slam_client::call(&socket_text, &request, &Default::default(), |_| {}).unwrap();
+        assert!(done.is_none());
+        assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+        let logged = std::fs::read_to_string(&log).unwrap();
+        assert!(logged.contains("SLAM worker listening") && logged.contains("SLAM worker stopped"), "{logged}");
+        assert!(logged.contains("operation=\"ping\"") || logged.contains("operation=ping"), "{logged}");
+    }
+}
