@@ -5,9 +5,9 @@
 //! The source is registered under
 //! `HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\<source>` by
 //! `slam-worker service install` (which runs elevated) and removed by `uninstall`.
-//! No message-table resource is embedded yet, so Event Viewer prefixes our text
-//! with "The description for Event ID ... cannot be found"; the text itself is
-//! complete. Reporting never fails the caller: the event log is a courtesy.
+//! `slam-worker.exe` embeds a message table (`crates/slam-worker/res/events.mc`)
+//! whose messages are just `%1`, so Event Viewer shows our text as written.
+//! Reporting never fails the caller: the event log is a courtesy.
 
 use crate::acl::wide;
 use std::io;
@@ -110,4 +110,47 @@ pub fn report(source: &str, kind: EventKind, event_id: u32, text: &str) -> bool 
     // SAFETY: `handle` came from RegisterEventSourceW and is released once.
     unsafe { DeregisterEventSource(handle) };
     ok != 0
+}
+
+/// The text Event Viewer shows for event `event_id` with insert `text`, rendered
+/// from the message table of `message_file` (as registered): proves the table is
+/// embedded and maps our ids.
+pub fn rendered_message(message_file: &std::path::Path, event_id: u32, text: &str) -> io::Result<String> {
+    use windows_sys::Win32::Foundation::FreeLibrary;
+    use windows_sys::Win32::System::Diagnostics::Debug::{
+        FORMAT_MESSAGE_ALLOCATE_BUFFER, FORMAT_MESSAGE_ARGUMENT_ARRAY, FORMAT_MESSAGE_FROM_HMODULE, FormatMessageW,
+    };
+    use windows_sys::Win32::System::LibraryLoader::{LOAD_LIBRARY_AS_DATAFILE, LoadLibraryExW};
+    let path = wide(message_file.as_os_str());
+    // SAFETY: `path` is NUL-terminated; loading as a data file runs no code.
+    let module = unsafe { LoadLibraryExW(path.as_ptr(), ptr::null_mut(), LOAD_LIBRARY_AS_DATAFILE) };
+    if module.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    let insert = wide(text.as_ref());
+    let arguments = [insert.as_ptr() as usize];
+    let mut buffer: *mut u16 = ptr::null_mut();
+    // SAFETY: with ALLOCATE_BUFFER the "buffer" argument is a pointer to our
+    // pointer, which receives a LocalAlloc'd string; `arguments` is an array of one
+    // pointer to a NUL-terminated string, alive for the call; `module` is loaded.
+    let length = unsafe {
+        FormatMessageW(
+            FORMAT_MESSAGE_FROM_HMODULE | FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_ARGUMENT_ARRAY,
+            module.cast_const(),
+            event_id,
+            0,
+            (&raw mut buffer).cast::<u16>(),
+            0,
+            arguments.as_ptr().cast(),
+        )
+    };
+    let result = if length == 0 || buffer.is_null() {
+        Err(io::Error::last_os_error())
+    } else {
+        // SAFETY: on success `buffer` is a NUL-terminated LocalAlloc'd string.
+        Ok(unsafe { crate::acl::take_local_wide(buffer) })
+    };
+    // SAFETY: `module` was loaded above and is freed once.
+    unsafe { FreeLibrary(module) };
+    result
 }

@@ -24,11 +24,16 @@ use slam_protocol::{
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
+
+/// Where a request is: waiting for its locks, running, or cancelled before it ran.
+const QUEUED: u8 = 0;
+const RUNNING: u8 = 1;
+const CANCELLED: u8 = 2;
 
 /// Everything the worker shares between connections.
 pub struct Worker {
@@ -220,8 +225,8 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, peer: Peer, wor
     let caller = request.caller.describe(Some(&peer.description));
     let started = Instant::now();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let began = Arc::new(AtomicBool::new(false));
-    let task = tokio::spawn(run_operation(worker.clone(), request, caller.clone(), tx, began.clone()));
+    let stage = Arc::new(AtomicU8::new(QUEUED));
+    let task = tokio::spawn(run_operation(worker.clone(), request, caller.clone(), tx, stage.clone()));
     let deadline = tokio::time::sleep(worker.request_timeout);
     tokio::pin!(deadline);
     let mut outcome = "ok";
@@ -250,7 +255,11 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, peer: Peer, wor
             },
             () = &mut deadline => {
                 let seconds = worker.request_timeout.as_secs();
-                let error = if began.load(Ordering::SeqCst) {
+                // Either the operation has started (it will finish), or it is cancelled
+                // here, atomically, so it can never start after its caller is told
+                // that it did not run.
+                let cancelled = stage.compare_exchange(QUEUED, CANCELLED, Ordering::SeqCst, Ordering::SeqCst).is_ok();
+                let error = if !cancelled {
                     SlamError::new(
                         ErrorCode::RequestTimeout,
                         format!("`{operation}` did not finish within {seconds} seconds; it goes on in the worker"),
@@ -292,14 +301,16 @@ async fn run_operation(
     request: Request,
     caller: String,
     tx: mpsc::UnboundedSender<Response>,
-    began: Arc<AtomicBool>,
+    stage: Arc<AtomicU8>,
 ) {
     let id = request.id.clone();
     let held = worker.locks.acquire(&lock_names(&request)).await;
     let runtime = tokio::runtime::Handle::current();
     let sink_tx = tx.clone();
     let blocking = tokio::task::spawn_blocking(move || {
-        began.store(true, Ordering::SeqCst);
+        if stage.compare_exchange(QUEUED, RUNNING, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            return; // cancelled by the time limit before it started
+        }
         let clock = SystemClock;
         let ctx = Context {
             data_dir: worker.data_dir.clone(),

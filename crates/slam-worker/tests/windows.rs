@@ -185,3 +185,14 @@ fn the_service_installs_starts_serves_stops_and_uninstalls() {
     assert!(logs.contains("request served") && logs.contains("ping"), "{logs}");
     assert!(logs.contains("SLAM worker stopped"), "{logs}");
 }
+
+#[test]
+fn the_worker_executable_carries_the_event_message_table() {
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_slam-worker"));
+    for id in [1, 2, 3] {
+        let text = slam_windows::eventlog::rendered_message(exe, id, "SpeedifulSLAM started, listening on x.")
+            .unwrap_or_else(|e| panic!("event {id} has no message in slam-worker.exe: {e}"));
+        assert_eq!(text.trim_end(), "SpeedifulSLAM started, listening on x.");
+    }
+    assert!(slam_windows::eventlog::rendered_message(exe, 99, "x").is_err(), "only our ids are defined");
+}

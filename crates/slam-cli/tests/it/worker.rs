@@ -37,6 +37,10 @@ fn unique_pipe(dir: &std::path::Path) -> String {
 
 impl TestWorker {
     fn start(w: &World, cache_tokens: bool) -> Self {
+        Self::start_with(w, cache_tokens, |_| {})
+    }
+
+    fn start_with(w: &World, cache_tokens: bool, adjust: impl FnOnce(&mut WorkerSettings)) -> Self {
         let mut settings = WorkerSettings {
             data_dir: w.slam.data_dir().to_path_buf(),
             pipe: unique_pipe(w.slam.data_dir()),
@@ -47,6 +51,7 @@ impl TestWorker {
         settings.salesforce.ca_file = w.ca_file.to_string_lossy().into_owned();
         settings.salesforce.resolve = vec![w.fake.resolve_spec()];
         settings.salesforce.timeout_seconds = 5;
+        adjust(&mut settings);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready, is_ready) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -309,4 +314,53 @@ fn local_only_flags_are_flagged_when_the_worker_runs_the_operation() {
     let worker = TestWorker::start(&w, true);
     let run = via_worker(&worker.address, &["--proxy", "http://127.0.0.1:9", "list-keys"], &[]).ok();
     assert!(run.warnings().iter().any(|w| w.contains("--proxy") && w.contains("--local")), "{}", run.stderr);
+}
+
+#[test]
+fn a_request_queued_behind_the_same_username_past_its_time_limit_never_runs() {
+    let w = World::new();
+    let worker = TestWorker::start_with(&w, false, |s| {
+        s.request_timeout_seconds = 1;
+        s.salesforce.timeout_seconds = 30;
+    });
+    let pipe = worker.address.clone();
+    let add = [
+        "add-connection",
+        "--auth-method",
+        "jwt_bearer",
+        "--username",
+        USER,
+        "--consumer-key",
+        &w.consumer_key,
+        "--key-name",
+        "acme-prod",
+        "--domain",
+        "acme.my",
+    ];
+    via_worker(&pipe, &add, &[("SLAM_KEY_PASSWORD", KEY_PASS)]).ok();
+    let logins = || w.fake.requests().iter().filter(|r| r.path == "/services/oauth2/token").count();
+    let before = logins();
+    let last_test = || local(&w, &["list-connections"], &[]).ok().row()["last_test_at"].clone();
+    let tested_before = last_test();
+
+    // Each Salesforce answer now takes 2 s: a test (login + two REST calls) takes ~6 s.
+    w.fake.set_latency(std::time::Duration::from_secs(2));
+    let first = std::thread::spawn({
+        let pipe = pipe.clone();
+        move || via_worker(&pipe, &["test-connection", "--username", USER], &[])
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let second = via_worker(&pipe, &["test-connection", "--username", USER], &[]).fails_with(50406);
+    assert!(second.stderr.contains("did not run"), "{}", second.stderr);
+    let first = first.join().unwrap().fails_with(50406);
+    assert!(first.stderr.contains("goes on in the worker"), "{}", first.stderr);
+
+    // The first finishes in the background and records its test; the second never starts.
+    let started = std::time::Instant::now();
+    while last_test() == tested_before {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the first test never completed");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(logins(), before + 1, "only the first request logged in");
 }

@@ -228,7 +228,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (result, sink) = run(dir.path(), request("ping", serde_json::json!({})));
         result.unwrap();
-        assert!(sink.infos()[0].contains("protocol version 1"));
+        assert!(
+            sink.infos()[0].contains("(protocol 1)") && sink.infos()[0].contains("in-process"),
+            "{:?}",
+            sink.infos()
+        );
 
         let (result, sink) = run(
             dir.path(),
