@@ -24,40 +24,8 @@ use std::time::{Duration, Instant};
 const USER: &str = "bench@acme.com";
 const KEY_PASS: &str = "bench key passphrase";
 
-struct Running {
-    address: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn start(settings: WorkerSettings) -> Running {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (ready, is_ready) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(async move {
-            let bound = slam_worker::bind(&settings).unwrap();
-            ready.send(bound.address().to_string()).unwrap();
-            bound
-                .serve(async move {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
-    });
-    let address = is_ready.recv_timeout(Duration::from_secs(30)).unwrap();
-    Running { address, stop: Some(stop), thread: Some(thread) }
+fn start(settings: WorkerSettings) -> slam_worker::Background {
+    slam_worker::Background::start(settings).unwrap()
 }
 
 fn call(pipe: &str, operation: &str, args: serde_json::Value) {
@@ -115,12 +83,12 @@ fn main() {
     let cached = start(settings(true, "cached"));
     let pings = env_number("SLAM_BENCH_PINGS", 2000) as usize;
     for _ in 0..50 {
-        call(&cached.address, "ping", serde_json::json!({}));
+        call(cached.address(), "ping", serde_json::json!({}));
     }
     let mut times: Vec<Duration> = (0..pings)
         .map(|_| {
             let started = Instant::now();
-            call(&cached.address, "ping", serde_json::json!({}));
+            call(cached.address(), "ping", serde_json::json!({}));
             started.elapsed()
         })
         .collect();
@@ -134,12 +102,12 @@ fn main() {
     );
 
     // A JWT connection, added through the worker.
-    call(&cached.address, "setup_jwt", serde_json::json!({"key_name": "bench", "password": KEY_PASS}));
+    call(cached.address(), "setup_jwt", serde_json::json!({"key_name": "bench", "password": KEY_PASS}));
     let cert = std::fs::read_to_string(dir.path().join("keys").join("bench.crt")).unwrap();
     let consumer_key = App::random_consumer_key();
     fake.add_app(App::new(consumer_key.clone(), &org, cert).pre_authorize(USER));
     call(
-        &cached.address,
+        cached.address(),
         "add_connection",
         serde_json::json!({"username": USER, "auth_method": "jwt_bearer", "consumer_key": consumer_key,
                            "key_name": "bench", "key_password": KEY_PASS, "domain": "acme.my"}),
@@ -151,7 +119,7 @@ fn main() {
     for added in [0, latency] {
         fake.set_latency(Duration::from_millis(added));
         for (label, worker) in [("cache on ", &cached), ("cache off", &uncached)] {
-            let test = || call(&worker.address, "test_connection", serde_json::json!({"username": USER}));
+            let test = || call(worker.address(), "test_connection", serde_json::json!({"username": USER}));
             test();
             let started = Instant::now();
             for _ in 0..rounds {

@@ -96,3 +96,65 @@ pub async fn listen_and_serve(settings: &WorkerSettings, shutdown: impl Future<O
     bind(settings)?.serve(shutdown).await;
     Ok(())
 }
+
+/// A worker serving on a thread of its own, with its own runtime: for tests,
+/// benchmarks and programs that embed one. Dropping it stops the worker after the
+/// requests in flight.
+pub struct Background {
+    address: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Binds as [`bind`] does and starts serving; returns once clients can connect.
+    pub fn start(settings: WorkerSettings) -> Result<Self, SlamError> {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready, is_ready) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let error = SlamError::new(slam_protocol::ErrorCode::Internal, format!("no runtime: {e}"));
+                    let _ = ready.send(Err(error));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                match bind(&settings) {
+                    Ok(bound) => {
+                        let _ = ready.send(Ok(bound.address().to_string()));
+                        bound
+                            .serve(async move {
+                                let _ = stopped.await;
+                            })
+                            .await;
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                    }
+                }
+            });
+        });
+        let address = is_ready.recv().map_err(|_| {
+            SlamError::new(slam_protocol::ErrorCode::Internal, "the worker thread ended before it was ready")
+        })??;
+        Ok(Self { address, stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// Where clients connect.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -35,24 +35,8 @@ fn ping(pipe: &str) -> (Vec<Response>, Option<slam_protocol::WireError>) {
 fn the_named_pipe_serves_clients_and_admits_only_the_named_accounts() {
     let dir = tempfile::tempdir().unwrap();
     let pipe = format!("speediful-slam-test-{}", std::process::id());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (ready, is_ready) = std::sync::mpsc::channel();
-    let worker_settings = settings(dir.path(), &pipe);
-    // On its own thread: the accept loop's future is not `Send`, so it is not spawned.
-    let server = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(async move {
-            let bound = slam_worker::bind(&worker_settings).unwrap();
-            ready.send(bound.address().to_string()).unwrap();
-            bound
-                .serve(async move {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
-    });
-    let address = is_ready.recv_timeout(Duration::from_secs(30)).unwrap();
-    assert_eq!(address, format!(r"\\.\pipe\{pipe}"));
+    let running = slam_worker::Background::start(settings(dir.path(), &pipe)).unwrap();
+    assert_eq!(running.address(), format!(r"\\.\pipe\{pipe}"));
     let runtime = tokio::runtime::Runtime::new().unwrap();
 
     // The DACL: SYSTEM, Administrators, our own account, and the default instance's
@@ -103,8 +87,7 @@ fn the_named_pipe_serves_clients_and_admits_only_the_named_accounts() {
         assert_eq!(error.code.number(), 50407, "{error}");
     }
 
-    let _ = stop.send(());
-    server.join().unwrap();
+    drop(running);
     let error = slam_client::call(
         &pipe,
         &Request {

@@ -16,19 +16,9 @@ impl World {
     }
 
     fn add_jwt(&self, extra: &[&str]) -> Run {
-        let mut args = vec![
-            "add-connection",
-            "--auth-method",
-            "jwt_bearer",
-            "--username",
-            USER,
-            "--consumer-key",
-            &self.consumer_key,
-            "--key-name",
-            "acme-prod",
-            "--domain",
-            "acme.my",
-        ];
+        let flags = self.jwt_flags();
+        let mut args = vec!["add-connection"];
+        args.extend(flags.iter().map(String::as_str));
         args.extend_from_slice(extra);
         self.slam(&args, &[("SLAM_KEY_PASSWORD", KEY_PASS)])
     }

@@ -89,6 +89,15 @@ impl World {
         self.login_with_env(&args, &[("SLAM_PASSWORD", password), ("SLAM_TOKEN", token)])
     }
 
+    /// The flags of the JWT connection to `acme.my` as USER with keypair `acme-prod`
+    /// (its passphrase goes in SLAM_KEY_PASSWORD).
+    pub(crate) fn jwt_flags(&self) -> Vec<String> {
+        let flags = ["--auth-method", "jwt_bearer", "--username", USER, "--consumer-key", &self.consumer_key];
+        let mut flags: Vec<String> = flags.map(str::to_string).to_vec();
+        flags.extend(["--key-name", "acme-prod", "--domain", "acme.my"].map(str::to_string));
+        flags
+    }
+
     fn token_requests(&self) -> Vec<slam_testkit::RecordedRequest> {
         self.fake.requests().into_iter().filter(|r| r.path == "/services/oauth2/token").collect()
     }

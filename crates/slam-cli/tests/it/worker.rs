@@ -18,11 +18,11 @@ const SOAP_USER: &str = "soap-worker@acme.com";
 const SOAP_PASSWORD: &str = "Worker-Pa55&<xml>";
 const SOAP_TOKEN: &str = "WORKERTOKEN42";
 
-/// A worker serving `data_dir` on its own pipe, on a thread of this process.
+/// A worker serving the World's data directory on its own pipe, on a thread of
+/// this process.
 struct TestWorker {
+    _running: slam_worker::Background,
     address: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 fn unique_pipe(dir: &std::path::Path) -> String {
@@ -52,34 +52,17 @@ impl TestWorker {
         settings.salesforce.resolve = vec![w.fake.resolve_spec()];
         settings.salesforce.timeout_seconds = 5;
         adjust(&mut settings);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (ready, is_ready) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Runtime::new().unwrap();
-            runtime.block_on(async move {
-                let bound = slam_worker::bind(&settings).unwrap();
-                ready.send(bound.address().to_string()).unwrap();
-                bound
-                    .serve(async move {
-                        let _ = stopped.await;
-                    })
-                    .await;
-            });
-        });
-        let address = is_ready.recv_timeout(std::time::Duration::from_secs(20)).unwrap();
-        TestWorker { address, stop: Some(stop), thread: Some(thread) }
+        let background = slam_worker::Background::start(settings).unwrap();
+        let address = background.address().to_string();
+        TestWorker { _running: background, address }
     }
 }
 
-impl Drop for TestWorker {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+/// `add-connection` of the World's JWT connection (passphrase in SLAM_KEY_PASSWORD).
+fn add_jwt_args(w: &World) -> Vec<String> {
+    let mut args = vec!["add-connection".to_string()];
+    args.extend(w.jwt_flags());
+    args
 }
 
 /// `slam --format json ARGS` through the worker at `pipe`, logs off so that
@@ -167,19 +150,8 @@ fn every_operation_runs_through_the_worker_and_prints_as_local_does() {
     let setup = via_worker(pipe, &["setup-jwt", "--key-name", "via-worker"], &[("SLAM_KEY_PASSWORD", KEY_PASS)]).ok();
     assert_eq!(setup.row()["key_name"], "via-worker", "{}", setup.stdout);
     assert!(w.slam.key_file("via-worker").exists());
-    let add = [
-        "add-connection",
-        "--auth-method",
-        "jwt_bearer",
-        "--username",
-        USER,
-        "--consumer-key",
-        &w.consumer_key,
-        "--key-name",
-        "acme-prod",
-        "--domain",
-        "acme.my",
-    ];
+    let add = add_jwt_args(&w);
+    let add: Vec<&str> = add.iter().map(String::as_str).collect();
     let added = via_worker(pipe, &add, &key_env).ok();
     assert_eq!(added.row()["username"], USER);
     let add_soap = ["add-connection", "--username", SOAP_USER, "--domain", "acme.my"];
@@ -229,19 +201,8 @@ fn the_worker_reuses_tokens_and_logs_in_once_when_one_is_revoked() {
     let worker = TestWorker::start(&w, true);
     let pipe = worker.address.as_str();
     let logins = || w.fake.requests().iter().filter(|r| r.path == "/services/oauth2/token").count();
-    let add = [
-        "add-connection",
-        "--auth-method",
-        "jwt_bearer",
-        "--username",
-        USER,
-        "--consumer-key",
-        &w.consumer_key,
-        "--key-name",
-        "acme-prod",
-        "--domain",
-        "acme.my",
-    ];
+    let add = add_jwt_args(&w);
+    let add: Vec<&str> = add.iter().map(String::as_str).collect();
     via_worker(pipe, &add, &[("SLAM_KEY_PASSWORD", KEY_PASS)]).ok();
     let after_add = logins();
     assert!(after_add >= 1);
@@ -277,19 +238,8 @@ fn without_the_token_cache_every_test_logs_in() {
     let worker = TestWorker::start(&w, false);
     let pipe = worker.address.as_str();
     let logins = || w.fake.requests().iter().filter(|r| r.path == "/services/oauth2/token").count();
-    let add = [
-        "add-connection",
-        "--auth-method",
-        "jwt_bearer",
-        "--username",
-        USER,
-        "--consumer-key",
-        &w.consumer_key,
-        "--key-name",
-        "acme-prod",
-        "--domain",
-        "acme.my",
-    ];
+    let add = add_jwt_args(&w);
+    let add: Vec<&str> = add.iter().map(String::as_str).collect();
     via_worker(pipe, &add, &[("SLAM_KEY_PASSWORD", KEY_PASS)]).ok();
     let before = logins();
     via_worker(pipe, &["test-connection", "--username", USER], &[]).ok();
@@ -324,19 +274,8 @@ fn a_request_queued_behind_the_same_username_past_its_time_limit_never_runs() {
         s.salesforce.timeout_seconds = 30;
     });
     let pipe = worker.address.clone();
-    let add = [
-        "add-connection",
-        "--auth-method",
-        "jwt_bearer",
-        "--username",
-        USER,
-        "--consumer-key",
-        &w.consumer_key,
-        "--key-name",
-        "acme-prod",
-        "--domain",
-        "acme.my",
-    ];
+    let add = add_jwt_args(&w);
+    let add: Vec<&str> = add.iter().map(String::as_str).collect();
     via_worker(&pipe, &add, &[("SLAM_KEY_PASSWORD", KEY_PASS)]).ok();
     let logins = || w.fake.requests().iter().filter(|r| r.path == "/services/oauth2/token").count();
     let before = logins();
