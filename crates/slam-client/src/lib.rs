@@ -147,8 +147,14 @@ pub fn call(
     mut on_output: impl FnMut(Response),
 ) -> Result<Option<WireError>, ClientError> {
     let mut stream = platform::connect(pipe, options)?;
-    frame::write_frame(&mut stream, request, DEFAULT_MAX_FRAME)
-        .map_err(|source| ClientError::Send { pipe: pipe.to_string(), source })?;
+    if let Err(source) = frame::write_frame(&mut stream, request, DEFAULT_MAX_FRAME) {
+        // The worker may have answered (a refusal) and closed before reading it all:
+        // its answer, if there is one, says more than the broken write.
+        if let Ok(Some(Response::Done { error, .. })) = frame::read_frame::<Response>(&mut stream, MAX_RESPONSE_FRAME) {
+            return Ok(error);
+        }
+        return Err(ClientError::Send { pipe: pipe.to_string(), source });
+    }
     loop {
         let response = match frame::read_frame::<Response>(&mut stream, MAX_RESPONSE_FRAME) {
             Ok(Some(response)) => response,

@@ -57,17 +57,18 @@ impl Resident {
         &self.client
     }
 
-    /// The cached session of `record`, if it was cached for this very row.
-    pub(crate) fn session_for(&self, record: &ConnectionRecord) -> Option<Arc<Session>> {
-        let fingerprint = fingerprint(record);
+    /// The cached session of `record`, if it was cached for this very row and this
+    /// very keypair certificate (`key_marker`).
+    pub(crate) fn session_for(&self, record: &ConnectionRecord, key_marker: &[u8]) -> Option<Arc<Session>> {
+        let fingerprint = fingerprint(record, key_marker);
         self.with_sessions(|map| {
             map.get(&cache_key(&record.username)).filter(|c| c.fingerprint == fingerprint).map(|c| c.session.clone())
         })
         .flatten()
     }
 
-    pub(crate) fn remember(&self, record: &ConnectionRecord, session: Arc<Session>) {
-        let fingerprint = fingerprint(record);
+    pub(crate) fn remember(&self, record: &ConnectionRecord, key_marker: &[u8], session: Arc<Session>) {
+        let fingerprint = fingerprint(record, key_marker);
         self.with_sessions(|map| map.insert(cache_key(&record.username), CachedSession { fingerprint, session }));
     }
 
@@ -91,7 +92,10 @@ fn cache_key(username: &str) -> String {
 
 /// Everything a login depends on. The sealed blobs carry a random nonce, so a
 /// connection re-added with identical values still gets a new fingerprint.
-fn fingerprint(r: &ConnectionRecord) -> [u8; 32] {
+/// `key_marker` is the JWT keypair's certificate: after `SLAM_setup_jwt @force = 1`
+/// (or removing the keypair) a test must prove the new key with a real login, not
+/// pass on a token the old key obtained.
+fn fingerprint(r: &ConnectionRecord, key_marker: &[u8]) -> [u8; 32] {
     let mut hash = Sha256::new();
     let mut field = |bytes: &[u8]| {
         hash.update((bytes.len() as u64).to_le_bytes());
@@ -107,6 +111,7 @@ fn fingerprint(r: &ConnectionRecord) -> [u8; 32] {
     for blob in [&r.password_sealed, &r.token_sealed, &r.key_password_sealed] {
         field(blob.as_deref().unwrap_or(b"\x00"));
     }
+    field(key_marker);
     field(r.created_at.as_bytes());
     field(r.updated_at.as_bytes());
     hash.finalize().into()

@@ -201,9 +201,16 @@ async fn read_request<S: AsyncRead + Unpin>(stream: &mut S, max: u32) -> Result<
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, peer: Peer, worker: &Arc<Worker>) {
     if !peer.allowed {
         tracing::warn!(peer = %peer.description, "refused a peer that is not among the allowed clients");
+        // Take the request off the wire first (bounded like any other read, and never
+        // run), so the refusal is the answer the client reads rather than a reset
+        // connection under its write.
+        let id = match tokio::time::timeout(worker.idle_timeout, read_request(&mut stream, worker.max_frame)).await {
+            Ok(Ok(Some(request))) => request.id,
+            _ => String::new(),
+        };
         let error = SlamError::new(ErrorCode::PeerNotAllowed, "this account may not use the SLAM worker")
             .with_hint("add it to the worker's `allowed_clients` setting");
-        write(&mut stream, &done("", Some(&error)), worker.max_frame).await;
+        write(&mut stream, &done(&id, Some(&error)), worker.max_frame).await;
         return;
     }
     let request = match tokio::time::timeout(worker.idle_timeout, read_request(&mut stream, worker.max_frame)).await {

@@ -230,6 +230,14 @@ fn the_worker_reuses_tokens_and_logs_in_once_when_one_is_revoked() {
     assert_eq!(logins(), after_add + 2, "re-adding logs in (its own test)");
     let ping = via_worker(pipe, &["ping"], &[]).ok();
     assert_eq!(ping.row()["cached_sessions"], 1);
+
+    // A rotated keypair whose new certificate is not uploaded yet must fail the test,
+    // not pass on the token the old key obtained.
+    via_worker(pipe, &["setup-jwt", "--key-name", "acme-prod", "--force"], &[("SLAM_KEY_PASSWORD", KEY_PASS)]).ok();
+    let run = via_worker(pipe, &["test-connection", "--username", USER], &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!run.stderr.contains("Used the session"), "{}", run.stderr);
+    assert_eq!(logins(), after_add + 3, "the new key was tried with a real login");
 }
 
 #[test]

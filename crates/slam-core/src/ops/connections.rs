@@ -183,7 +183,7 @@ async fn add_connection_inner(
     if let Some(resident) = &ctx.resident {
         match &tested {
             // The login just made serves the next operations on this connection.
-            Some(outcome) => resident.remember(&stored, outcome.session.clone()),
+            Some(outcome) => resident.remember(&stored, &key_marker(ctx, &stored), outcome.session.clone()),
             None => resident.forget(&username),
         }
     }
@@ -379,7 +379,8 @@ async fn test_stored(
     let Some(resident) = &ctx.resident else {
         return login_and_test(ctx, plan, sink).await;
     };
-    if let Some(session) = resident.session_for(record) {
+    let marker = key_marker(ctx, record);
+    if let Some(session) = resident.session_for(record, &marker) {
         match resident.client().test_connection(&session, plan.api_version).await {
             Ok(test) => {
                 if plan.auth_method() == AuthMethod::SecurityToken {
@@ -403,8 +404,15 @@ async fn test_stored(
         }
     }
     let outcome = login_and_test(ctx, plan, sink).await?;
-    resident.remember(record, outcome.session.clone());
+    resident.remember(record, &marker, outcome.session.clone());
     Ok(outcome)
+}
+
+/// The certificate of a JWT connection's keypair as it is now (empty for other
+/// connections, or when it cannot be read, which the login itself will report).
+fn key_marker(ctx: &Context<'_>, record: &ConnectionRecord) -> Vec<u8> {
+    let Some(name) = record.key_name.as_deref().and_then(|n| KeyName::parse(n).ok()) else { return Vec::new() };
+    ctx.vault().ok().and_then(|vault| std::fs::read(vault.certificate_path(&name)).ok()).unwrap_or_default()
 }
 
 /// Rebuilds the login plan of a stored connection, through the same validation as
