@@ -159,9 +159,14 @@ impl WorkerSettings {
         }
     }
 
-    /// The settings as TOML (what `--check-config` prints).
+    /// The settings as TOML (what `--check-config` prints), with any password in
+    /// the proxy URL masked: the output may end up in a ticket or a CI log.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))
+        let mut shown = self.clone();
+        if !shown.salesforce.proxy.is_empty() {
+            shown.salesforce.proxy = slam_core::salesforce::redact_url(&shown.salesforce.proxy);
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))
     }
 
     /// Values that cannot work, whatever the machine: caught before anything starts.
@@ -270,9 +275,17 @@ mod tests {
     #[test]
     fn the_printed_configuration_reads_back_identically() {
         let mut settings = WorkerSettings::default();
-        settings.salesforce.proxy = "http://proxy.example:3128".into();
+        settings.salesforce.proxy = "http://proxy.example:3128".into(); // no credentials: printed as is
         settings.allowed_clients = vec!["1001".into()];
         assert_eq!(parse(&settings.to_toml()).unwrap(), settings);
+    }
+
+    #[test]
+    fn the_printed_configuration_hides_proxy_credentials() {
+        let settings = parse("[salesforce]\nproxy = \"http://svc:Pr0xy-Secret@proxy.example:3128\"\n").unwrap();
+        let printed = settings.to_toml();
+        assert!(!printed.contains("Pr0xy-Secret"), "{printed}");
+        assert!(printed.contains("proxy.example:3128"), "{printed}");
     }
 
     #[test]
