@@ -71,13 +71,7 @@ impl TestWorker {
 
     fn send(&self, operation: &str, args: serde_json::Value) -> Vec<Response> {
         let mut stream = self.connect();
-        let request = Request {
-            version: PROTOCOL_VERSION,
-            id: format!("{operation}-1"),
-            operation: operation.into(),
-            args: serde_json::from_value(args).unwrap(),
-            caller: Default::default(),
-        };
+        let request = request(format!("{operation}-1"), operation, args);
         write_frame(&mut stream, &request, DEFAULT_MAX_FRAME).unwrap();
         read_all(&mut stream)
     }
@@ -97,6 +91,17 @@ impl Drop for TestWorker {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// A request with this id, operation and arguments.
+fn request(id: impl Into<String>, operation: &str, args: serde_json::Value) -> Request {
+    Request {
+        version: PROTOCOL_VERSION,
+        id: id.into(),
+        operation: operation.into(),
+        args: serde_json::from_value(args).unwrap(),
+        caller: Default::default(),
     }
 }
 
@@ -210,13 +215,7 @@ fn a_request_over_its_time_limit_is_answered_with_a_timeout() {
 fn shutdown_finishes_requests_in_flight() {
     let worker = TestWorker::start(|_| {});
     let mut stream = worker.connect();
-    let request = Request {
-        version: PROTOCOL_VERSION,
-        id: "inflight".into(),
-        operation: "setup_jwt".into(),
-        args: serde_json::from_value(serde_json::json!({"key_name": "inflight"})).unwrap(),
-        caller: Default::default(),
-    };
+    let request = request("inflight", "setup_jwt", serde_json::json!({"key_name": "inflight"}));
     write_frame(&mut stream, &request, DEFAULT_MAX_FRAME).unwrap();
     std::thread::sleep(Duration::from_millis(50));
     let socket = worker.socket.clone();
@@ -231,14 +230,8 @@ fn shutdown_finishes_requests_in_flight() {
 fn a_client_that_disconnects_mid_request_does_not_stop_the_operation() {
     let worker = TestWorker::start(|_| {});
     let mut stream = worker.connect();
-    let request = Request {
-        version: PROTOCOL_VERSION,
-        id: "gone".into(),
-        operation: "setup_jwt".into(),
-        args: serde_json::from_value(serde_json::json!({"key_name": "orphan", "password": "a long passphrase"}))
-            .unwrap(),
-        caller: Default::default(),
-    };
+    let request =
+        request("gone", "setup_jwt", serde_json::json!({"key_name": "orphan", "password": "a long passphrase"}));
     write_frame(&mut stream, &request, DEFAULT_MAX_FRAME).unwrap();
     drop(stream);
     // The operation completes (nothing half-written), and the worker keeps serving.
@@ -348,13 +341,7 @@ mod binary {
             assert!(started.elapsed() < Duration::from_secs(20), "the worker did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        let request = Request {
-            version: PROTOCOL_VERSION,
-            id: "fg".into(),
-            operation: "ping".into(),
-            args: Default::default(),
-            caller: Default::default(),
-        };
+        let request = request("fg", "ping", serde_json::json!({}));
         let socket_text = socket.to_str().unwrap().to_string();
         let done = slam_client::call(&socket_text, &request, &Default::default(), |_| {}).unwrap();
         assert!(done.is_none());
