@@ -14,12 +14,13 @@
 mod render;
 
 use clap::parser::ValueSource;
-use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser};
 use render::{Format, TerminalSink};
 use slam_core::clock::SystemClock;
 use slam_core::data_dir::DataDir;
 use slam_core::ops::{self, Context};
 use slam_core::salesforce::{HttpSettings, ResolveOverride};
+use slam_protocol::catalogue::{self, Operation, Param, ParamDefault, ParamType};
 use slam_protocol::{CallerContext, ErrorCode, OutputSink, PROTOCOL_VERSION, Request, Response, ResultSet, SlamError};
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -27,7 +28,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Speediful SLAM: Salesforce connections for SQL Server, from the command line.
-/// (No `Debug`: the parsed flags may hold passwords and tokens.)
+// No `Debug`: the parsed flags may hold passwords and tokens.
 #[derive(Parser)]
 #[command(name = "slam", version, max_term_width = 100)]
 struct Cli {
@@ -66,118 +67,10 @@ struct Cli {
     /// salesforce.com=127.0.0.1:8443 for the fake Salesforce. Comma-separated.
     #[arg(long, global = true, env = "SLAM_RESOLVE", value_name = "SUFFIX=IP:PORT", value_delimiter = ',')]
     resolve: Vec<String>,
-
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Generate a JWT keypair: a private key (.pem) and a self-signed certificate (.crt)
-    /// to upload to the Salesforce External Client App. (SLAM_setup_jwt)
-    SetupJwt {
-        /// Name of the keypair; files are {name}.pem and {name}.crt. One per Salesforce org,
-        /// e.g. acme-prod. [default: this machine's host name]
-        #[arg(long, value_name = "NAME")]
-        key_name: Option<String>,
-        /// Passphrase that encrypts the private key (strongly recommended; not your
-        /// Salesforce password). Prefer --password-stdin or SLAM_KEY_PASSWORD: a value
-        /// on the command line is visible to other users of this machine.
-        #[arg(long, env = "SLAM_KEY_PASSWORD", hide_env_values = true, value_name = "PASSPHRASE")]
-        password: Option<String>,
-        /// Read the passphrase from the first line of standard input.
-        #[arg(long, conflicts_with = "password")]
-        password_stdin: bool,
-        /// Days until the certificate expires (1 to 3650). [default: 365]
-        #[arg(long, value_name = "DAYS", allow_negative_numbers = true)]
-        cert_days: Option<i64>,
-        /// Replace an existing keypair whose certificate is still valid.
-        #[arg(long)]
-        force: bool,
-    },
-    /// Delete a keypair's files from this machine. (SLAM_remove_jwt)
-    RemoveJwt {
-        /// Name of the keypair to remove.
-        #[arg(long, value_name = "NAME")]
-        key_name: String,
-    },
-    /// List the keypairs on this machine with their certificates' expiry and fingerprints.
-    ListKeys,
-    /// Log in to Salesforce with connection parameters and run the connection test;
-    /// stores nothing. Takes the same parameters as add-connection.
-    TestLogin(ConnectionFlags),
-    /// Validate, test, store (secrets sealed) and activate a Salesforce connection.
-    /// (SLAM_add_connection)
-    AddConnection {
-        #[command(flatten)]
-        connection: ConnectionFlags,
-        /// Optional alias for this environment.
-        #[arg(long)]
-        environment_name: Option<String>,
-        /// Store the connection without testing it.
-        #[arg(long)]
-        skip_test: bool,
-    },
-    /// List the stored connections (never their secrets). (SLAM_list_connections)
-    ListConnections,
-    /// Make a stored connection the active one. (SLAM_use_connection_username)
-    UseConnectionUsername {
-        /// Salesforce username of a stored connection.
-        #[arg(long)]
-        username: String,
-    },
-    /// Log in with a stored connection and record the result. (SLAM_test_connection)
-    TestConnection {
-        /// Salesforce username of a stored connection.
-        #[arg(long)]
-        username: String,
-    },
-    /// Delete a stored connection. (SLAM_remove_connection)
-    RemoveConnection {
-        /// Salesforce username of a stored connection.
-        #[arg(long)]
-        username: String,
-    },
-    /// Show SLAM_Settings (the active connection).
-    Settings,
-    /// Check that the worker answers: its version, uptime and cached sessions.
-    Ping,
-}
-
-/// The parameters of SLAM_add_connection.
-#[derive(clap::Args)]
-struct ConnectionFlags {
-    /// Salesforce username.
-    #[arg(long)]
-    username: Option<String>,
-    /// jwt_bearer (recommended) or security_token.
-    #[arg(long, default_value = "security_token")]
-    auth_method: String,
-    /// Consumer Key of the External Client App (jwt_bearer).
-    #[arg(long)]
-    consumer_key: Option<String>,
-    /// Keypair from setup-jwt (jwt_bearer).
-    #[arg(long)]
-    key_name: Option<String>,
-    /// Passphrase of the keypair (jwt_bearer). Prefer SLAM_KEY_PASSWORD.
-    #[arg(long, env = "SLAM_KEY_PASSWORD", hide_env_values = true)]
-    key_password: Option<String>,
-    /// Salesforce password (security_token). Prefer SLAM_PASSWORD.
-    #[arg(long, env = "SLAM_PASSWORD", hide_env_values = true)]
-    password: Option<String>,
-    /// Salesforce security token (security_token). Prefer SLAM_TOKEN.
-    #[arg(long, env = "SLAM_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// login, test, or a My Domain such as acme.my or acme--partial.sandbox.my.
-    #[arg(long, default_value = "login")]
-    domain: String,
-    /// Salesforce API version.
-    #[arg(long, default_value_t = 60, allow_negative_numbers = true)]
-    api_version: i64,
 }
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    let matches = cli_command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -200,11 +93,9 @@ fn init_logging() {
         .init();
 }
 
-fn run(mut cli: Cli, matches: &ArgMatches, sink: &mut TerminalSink) -> Result<(), SlamError> {
-    let sub = matches.subcommand().map(|(_, m)| m);
+fn run(cli: Cli, matches: &ArgMatches, sink: &mut TerminalSink) -> Result<(), SlamError> {
     let caller = caller();
-    let command = std::mem::replace(&mut cli.command, Command::Ping);
-    let (operation, args) = operation(command, sub, sink)?;
+    let (operation, args) = request_args(matches, sink)?;
     let request = Request {
         version: PROTOCOL_VERSION,
         id: format!("cli-{}-{}", std::process::id(), operation),
@@ -257,84 +148,115 @@ fn run(mut cli: Cli, matches: &ArgMatches, sink: &mut TerminalSink) -> Result<()
     }
 }
 
-/// The operation a subcommand names and its arguments, as the T-SQL procedure's
-/// parameters (what both --local and the worker take).
-fn operation(
-    command: Command,
-    sub: Option<&ArgMatches>,
-    sink: &mut TerminalSink,
-) -> Result<(&'static str, BTreeMap<String, serde_json::Value>), SlamError> {
-    let mut args = BTreeMap::new();
-    let mut put = |name: &str, value: serde_json::Value| {
-        if !value.is_null() {
-            args.insert(name.to_string(), value);
-        }
-    };
-    let operation = match command {
-        Command::SetupJwt { key_name, password, password_stdin, cert_days, force } => {
-            let password = if password_stdin {
-                Some(read_stdin_secret()?)
-            } else {
-                secret_flag(sub, "password", "--password-stdin` or the SLAM_KEY_PASSWORD variable", password, sink)
-            };
-            put("key_name", key_name.into());
-            put("password", password.into());
-            put("cert_days", cert_days.into());
-            put("force", force.into());
-            "setup_jwt"
-        }
-        Command::RemoveJwt { key_name } => {
-            put("key_name", key_name.into());
-            "remove_jwt"
-        }
-        Command::ListKeys => "list_keys",
-        Command::Ping => "ping",
-        Command::TestLogin(flags) => {
-            connection_args(flags, sub, sink, &mut put);
-            "test_login"
-        }
-        Command::AddConnection { connection, environment_name, skip_test } => {
-            connection_args(connection, sub, sink, &mut put);
-            put("environment_name", environment_name.into());
-            put("skip_test", skip_test.into());
-            "add_connection"
-        }
-        Command::ListConnections => "list_connections",
-        Command::UseConnectionUsername { username } => {
-            put("username", username.into());
-            "use_connection_username"
-        }
-        Command::TestConnection { username } => {
-            put("username", username.into());
-            "test_connection"
-        }
-        Command::RemoveConnection { username } => {
-            put("username", username.into());
-            "remove_connection"
-        }
-        Command::Settings => "settings",
-    };
-    Ok((operation, args))
+/// The whole command line: the global flags from [`Cli`], and one subcommand per
+/// operation of the catalogue, its flags built from the operation's parameters
+/// (names, types, defaults, help), so a parameter added to the catalogue is a flag
+/// here with no further edit.
+fn cli_command() -> clap::Command {
+    let mut command = Cli::command().subcommand_required(true);
+    for operation in catalogue::OPERATIONS {
+        command = command.subcommand(subcommand(operation));
+    }
+    command
 }
 
-fn connection_args(
-    flags: ConnectionFlags,
-    sub: Option<&ArgMatches>,
+fn subcommand(operation: &Operation) -> clap::Command {
+    let about = match operation.procedure {
+        Some(procedure) => format!("{} ({procedure})", operation.description),
+        None => operation.description.to_string(),
+    };
+    let mut sub = clap::Command::new(operation.cli_name()).about(about).next_help_heading("Parameters");
+    for param in operation.params {
+        let flag = param.name.replace('_', "-");
+        let mut arg = Arg::new(param.name).long(flag.clone()).help(param.description);
+        arg = match param.ty {
+            ParamType::Bit => arg.action(ArgAction::SetTrue),
+            ParamType::Int => arg.value_parser(clap::value_parser!(i64)).allow_negative_numbers(true).value_name("N"),
+            ParamType::Text { .. } => arg.value_name(param.name.to_uppercase()),
+        };
+        arg = match param.default {
+            ParamDefault::Required => arg.required(true),
+            ParamDefault::Text(text) => arg.default_value(text),
+            ParamDefault::Int(n) => arg.default_value(n.to_string()),
+            ParamDefault::Null | ParamDefault::Bit(_) => arg,
+        };
+        if param.secret {
+            let env = secret_env(operation, param);
+            arg = arg.env(env).hide_env_values(true).help(format!(
+                "{}. Prefer {env} or --{flag}-stdin: a value on the command line is visible to other users",
+                param.description
+            ));
+            sub = sub.arg(
+                Arg::new(format!("{}_stdin", param.name))
+                    .long(format!("{flag}-stdin"))
+                    .action(ArgAction::SetTrue)
+                    .conflicts_with(param.name)
+                    .help(format!("Read --{flag} from the first line of standard input")),
+            );
+        }
+        sub = sub.arg(arg);
+    }
+    sub
+}
+
+/// The environment variable a secret flag falls back to. A keypair's passphrase is
+/// `SLAM_KEY_PASSWORD` whether it is being set (`setup-jwt --password`) or used
+/// (`--key-password`), so one variable serves a whole script.
+fn secret_env(operation: &Operation, param: &Param) -> &'static str {
+    match (operation.name, param.name) {
+        ("setup_jwt", "password") | (_, "key_password") => "SLAM_KEY_PASSWORD",
+        (_, "token") => "SLAM_TOKEN",
+        _ => "SLAM_PASSWORD",
+    }
+}
+
+/// The operation the subcommand names and its arguments, as the T-SQL procedure's
+/// parameters (what both --local and the worker take).
+fn request_args(
+    matches: &ArgMatches,
     sink: &mut TerminalSink,
-    put: &mut impl FnMut(&str, serde_json::Value),
-) {
-    put("username", flags.username.into());
-    put("auth_method", flags.auth_method.into());
-    put("consumer_key", flags.consumer_key.into());
-    put("key_name", flags.key_name.into());
-    put(
-        "key_password",
-        secret_flag(sub, "key_password", "the SLAM_KEY_PASSWORD variable", flags.key_password, sink).into(),
-    );
-    put("password", secret_flag(sub, "password", "the SLAM_PASSWORD variable", flags.password, sink).into());
-    put("token", secret_flag(sub, "token", "the SLAM_TOKEN variable", flags.token, sink).into());
-    put("domain", flags.domain.into());
-    put("api_version", flags.api_version.into());
+) -> Result<(&'static str, BTreeMap<String, serde_json::Value>), SlamError> {
+    let internal = |e: clap::parser::MatchesError| SlamError::new(ErrorCode::Internal, format!("reading flags: {e}"));
+    let (name, sub) =
+        matches.subcommand().ok_or_else(|| SlamError::new(ErrorCode::Internal, "no subcommand (clap requires one)"))?;
+    let operation = catalogue::OPERATIONS
+        .iter()
+        .find(|op| op.cli_name() == name)
+        .ok_or_else(|| SlamError::new(ErrorCode::Internal, format!("subcommand `{name}` is not catalogued")))?;
+    let mut args = BTreeMap::new();
+    let mut read_stdin = false;
+    for param in operation.params {
+        let value = match param.ty {
+            ParamType::Text { .. } => sub.try_get_one::<String>(param.name).map_err(internal)?.cloned().map(Into::into),
+            ParamType::Int => sub.try_get_one::<i64>(param.name).map_err(internal)?.copied().map(Into::into),
+            ParamType::Bit => sub.try_get_one::<bool>(param.name).map_err(internal)?.copied().map(Into::into),
+        };
+        let value = if param.secret && sub.get_flag(&format!("{}_stdin", param.name)) {
+            if std::mem::replace(&mut read_stdin, true) {
+                return Err(SlamError::new(
+                    ErrorCode::InvalidArgument,
+                    "only one secret can be read from standard input",
+                )
+                .with_hint("give the others in their environment variables"));
+            }
+            Some(read_stdin_secret()?.into())
+        } else {
+            if param.secret && sub.value_source(param.name) == Some(ValueSource::CommandLine) {
+                sink.warning_now(&format!(
+                    "`--{}` on the command line is visible to other users of this machine and stays in shell \
+                     history; prefer `--{}-stdin` or the {} variable.",
+                    param.name.replace('_', "-"),
+                    param.name.replace('_', "-"),
+                    secret_env(operation, param)
+                ));
+            }
+            value
+        };
+        if let Some(value) = value {
+            args.insert(param.name.to_string(), value);
+        }
+    }
+    Ok((operation.name, args))
 }
 
 /// Who runs this, for SLAM_Log: the OS account and the program.
@@ -354,25 +276,6 @@ fn block_on<T>(future: impl std::future::Future<Output = Result<T, SlamError>>) 
         .build()
         .map_err(|e| SlamError::new(ErrorCode::Internal, format!("starting the async runtime failed: {e}")))?;
     runtime.block_on(future)
-}
-
-/// A secret flag's value; warns when it came from the command line, where other
-/// users can read it (process list, shell history).
-fn secret_flag(
-    matches: Option<&ArgMatches>,
-    id: &str,
-    better: &str,
-    value: Option<String>,
-    sink: &mut TerminalSink,
-) -> Option<String> {
-    if matches.and_then(|m| m.value_source(id)) == Some(ValueSource::CommandLine) {
-        sink.warning_now(&format!(
-            "`--{}` on the command line is visible to other users of this machine and stays in shell history; \
-             prefer `{better}.",
-            id.replace('_', "-")
-        ));
-    }
-    value
 }
 
 fn http_settings(cli: &Cli) -> Result<HttpSettings, SlamError> {
@@ -400,4 +303,40 @@ fn read_stdin_secret() -> Result<String, SlamError> {
         SlamError::new(ErrorCode::InvalidArgument, format!("reading the passphrase from standard input failed: {e}"))
     })?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_catalogued_parameter_is_a_flag_and_the_command_line_is_well_formed() {
+        let command = cli_command();
+        command.clone().debug_assert();
+        for operation in catalogue::OPERATIONS {
+            let sub = command.find_subcommand(operation.cli_name()).unwrap();
+            for param in operation.params {
+                let arg = sub.get_arguments().find(|a| a.get_id() == param.name).unwrap();
+                assert_eq!(arg.get_long(), Some(param.name.replace('_', "-").as_str()));
+                assert_eq!(arg.is_required_set(), param.default == ParamDefault::Required, "{}", param.name);
+            }
+        }
+    }
+
+    #[test]
+    fn flags_become_the_requests_arguments_with_the_catalogues_defaults() {
+        let matches = cli_command()
+            .try_get_matches_from(["slam", "add-connection", "--username", "u@x.com", "--skip-test"])
+            .unwrap();
+        let mut sink = TerminalSink::new(Format::Json);
+        let (operation, args) = request_args(&matches, &mut sink).unwrap();
+        assert_eq!(operation, "add_connection");
+        assert_eq!(args["auth_method"], "security_token");
+        assert_eq!(args["domain"], "login");
+        assert_eq!(args["api_version"], 60);
+        assert_eq!(args["skip_test"], true);
+        assert!(!args.contains_key("environment_name"), "NULL is left out");
+        let usage = cli_command().try_get_matches_from(["slam", "remove-connection"]).unwrap_err();
+        assert_eq!(usage.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
 }

@@ -25,7 +25,7 @@ pub use connections::{
     AddConnectionArgs, add_connection, list_connections, remove_connection, settings, test_connection,
     use_connection_username,
 };
-pub use dispatch::{OPERATIONS, dispatch};
+pub use dispatch::dispatch;
 pub use login::{
     AuthMethod, ConnectionArgs, ConnectionPlan, Credentials, LoginOutcome, SOAP_RETIREMENT_WARNING, login_and_test,
     test_login, validate,

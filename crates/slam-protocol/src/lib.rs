@@ -7,13 +7,15 @@
 //! `srv_sendmsg` / `srv_describe` calls inside SQL Server. Keeping the stream the same
 //! everywhere is what lets `slam --local` and a T-SQL call print the same things.
 //!
-//! Error numbers live in [`codes`] and nowhere else. On the local pipe between the
+//! Operations and their parameters live in [`catalogue`], error numbers in [`codes`],
+//! each and nowhere else. On the local pipe between the
 //! XP or CLI and the worker, a [`Request`] and its stream of [`Response`]s travel as
 //! [`frame`]s.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod catalogue;
 pub mod codes;
 pub mod frame;
 mod message;

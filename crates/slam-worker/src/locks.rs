@@ -7,20 +7,24 @@
 //! `add_connection` for the same user tests the connection just added, reusing its
 //! token rather than logging in twice.
 
-use slam_protocol::Request;
+use slam_protocol::{Request, catalogue};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::OwnedMutexGuard;
 
-/// What a request must hold while it runs: `key:NAME` for its `key_name`,
-/// `user:NAME` for its `username`, lower-cased (Salesforce usernames are
-/// case-insensitive, and so are file names on Windows), sorted so that two
-/// requests needing the same pair take them in the same order.
+/// What a request must hold while it runs: one lock per argument the catalogue
+/// marks as naming a keypair (`key:NAME`) or a Salesforce username (`user:NAME`),
+/// lower-cased (Salesforce usernames are case-insensitive, and so are file names on
+/// Windows), sorted so that two requests needing the same pair take them in the
+/// same order. An unknown operation holds nothing (dispatch refuses it).
 pub fn lock_names(request: &Request) -> Vec<String> {
-    let mut names: Vec<String> = [("key_name", "key:"), ("username", "user:")]
+    let Some(operation) = catalogue::operation(&request.operation) else { return Vec::new() };
+    let mut names: Vec<String> = operation
+        .params
         .iter()
-        .filter_map(|(arg, prefix)| {
-            let value = request.args.get(*arg)?.as_str()?.trim();
+        .filter_map(|param| {
+            let prefix = param.lock?.prefix();
+            let value = request.args.get(param.name)?.as_str()?.trim();
             (!value.is_empty()).then(|| format!("{prefix}{}", value.to_lowercase()))
         })
         .collect();
@@ -93,6 +97,9 @@ mod tests {
         let r = request(serde_json::json!({"username": "Admin@Acme.com", "key_name": "Acme-Prod", "password": "x"}));
         assert_eq!(lock_names(&r), vec!["key:acme-prod", "user:admin@acme.com"]);
         assert!(lock_names(&request(serde_json::json!({"username": null, "key_name": " "}))).is_empty());
+        let mut ping = request(serde_json::json!({"username": "Admin@Acme.com"}));
+        ping.operation = "ping".into();
+        assert!(lock_names(&ping).is_empty(), "only parameters of the operation name locks");
     }
 
     #[tokio::test]

@@ -173,8 +173,8 @@ fn every_operation_runs_through_the_worker_and_prints_as_local_does() {
     assert!(!w.slam.key_file("via-worker").exists());
 
     // Every operation the worker knows was exercised above.
-    for (operation, _) in slam_core::ops::OPERATIONS {
-        let flag = operation.replace('_', "-");
+    for operation in slam_protocol::catalogue::OPERATIONS {
+        let flag = operation.cli_name();
         assert!(
             [
                 "ping",
@@ -190,7 +190,8 @@ fn every_operation_runs_through_the_worker_and_prints_as_local_does() {
                 "remove-jwt"
             ]
             .contains(&flag.as_str()),
-            "{operation} is not exercised through the worker"
+            "{} is not exercised through the worker",
+            operation.name
         );
     }
 }

@@ -1,46 +1,19 @@
 //! The one entry point every transport uses: a [`Request`] in, output into a sink.
 //!
 //! The worker calls this for each request from the pipe; the CLI's `--local` mode
-//! will build the same `Request` and call it in-process, which is what guarantees
-//! that both print the same things. Arguments are named as the T-SQL parameters
-//! without `@`; JSON null or absence means NULL. Unknown argument names are refused
-//! (a typo must not silently become NULL).
+//! builds the same `Request` and calls it in-process, which is what guarantees that
+//! both print the same things. Arguments are named as the T-SQL parameters without
+//! `@` and checked against [`slam_protocol::catalogue`]: unknown names are refused (a
+//! typo must not silently become NULL), types and lengths are checked, and JSON null
+//! or absence takes the catalogue's default.
 
 use super::connections::AddConnectionArgs;
 use super::login::ConnectionArgs;
 use super::{Context, SetupJwtArgs};
 use crate::secret::{Secret, secret};
+use slam_protocol::catalogue::{self, Operation, ParamType};
 use slam_protocol::{ErrorCode, OutputSink, PROTOCOL_VERSION, Request, SlamError};
 use std::collections::BTreeMap;
-
-/// Every operation a request may name, with its arguments (in groups, so operations
-/// that extend another's parameters list only what they add).
-pub const OPERATIONS: &[(&str, &[&[&str]])] = &[
-    ("ping", &[]),
-    ("setup_jwt", &[&["key_name", "password", "cert_days", "force"]]),
-    ("remove_jwt", &[&["key_name"]]),
-    ("list_keys", &[]),
-    ("test_login", &[CONNECTION_ARGS]),
-    ("add_connection", &[CONNECTION_ARGS, &["environment_name", "skip_test"]]),
-    ("list_connections", &[]),
-    ("use_connection_username", &[&["username"]]),
-    ("test_connection", &[&["username"]]),
-    ("remove_connection", &[&["username"]]),
-    ("settings", &[]),
-];
-
-/// The parameters of a connection, shared by `test_login` and `add_connection`.
-const CONNECTION_ARGS: &[&str] = &[
-    "username",
-    "auth_method",
-    "consumer_key",
-    "key_name",
-    "key_password",
-    "password",
-    "token",
-    "domain",
-    "api_version",
-];
 
 /// Runs `request` and reports into `sink`.
 pub async fn dispatch(ctx: &Context<'_>, request: Request, sink: &mut dyn OutputSink) -> Result<(), SlamError> {
@@ -51,35 +24,35 @@ pub async fn dispatch(ctx: &Context<'_>, request: Request, sink: &mut dyn Output
         )
         .with_hint("install the same SLAM version for the worker, xp_slam.dll and the T-SQL scripts"));
     }
-    let Some((_, allowed)) = OPERATIONS.iter().find(|(name, _)| *name == request.operation) else {
+    let Some(operation) = catalogue::operation(&request.operation) else {
         return Err(SlamError::new(ErrorCode::UnknownOperation, format!("unknown operation `{}`", request.operation))
             .with_hint(format!(
                 "known operations: {}",
-                OPERATIONS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                catalogue::OPERATIONS.iter().map(|op| op.name).collect::<Vec<_>>().join(", ")
             )));
     };
-    let args = Args::new(&request.operation, request.args, allowed)?;
-    match request.operation.as_str() {
+    let args = Args::parse(operation, request.args)?;
+    match operation.name {
         "ping" => super::ping(ctx, sink),
         "setup_jwt" => super::setup_jwt(
             ctx,
             SetupJwtArgs {
-                key_name: args.text("key_name")?,
-                password: args.secret("password")?,
-                cert_days: args.int("cert_days")?,
-                force: args.bit("force")?.unwrap_or(false),
+                key_name: args.text("key_name"),
+                password: args.secret("password"),
+                cert_days: args.int("cert_days"),
+                force: args.bit("force").unwrap_or(false),
             },
             sink,
         ),
         // An empty name reaches the key vault, whose error says what a name must be.
         "remove_jwt" => super::remove_jwt(ctx, &args.present_text("key_name")?, sink),
         "list_keys" => super::list_keys(ctx, sink),
-        "test_login" => super::test_login(ctx, args.connection()?, sink).await,
+        "test_login" => super::test_login(ctx, args.connection(), sink).await,
         "add_connection" => {
             let add = AddConnectionArgs {
-                connection: args.connection()?,
-                environment_name: args.text("environment_name")?,
-                skip_test: args.bit("skip_test")?.unwrap_or(false),
+                connection: args.connection(),
+                environment_name: args.text("environment_name"),
+                skip_test: args.bit("skip_test").unwrap_or(false),
             };
             super::add_connection(ctx, add, sink).await
         }
@@ -88,103 +61,119 @@ pub async fn dispatch(ctx: &Context<'_>, request: Request, sink: &mut dyn Output
         "test_connection" => super::test_connection(ctx, &args.required_text("username")?, sink).await,
         "remove_connection" => super::remove_connection(ctx, &args.required_text("username")?, sink),
         "settings" => super::settings(ctx, sink),
-        other => Err(SlamError::new(ErrorCode::Internal, format!("operation `{other}` is listed but not dispatched"))),
+        other => {
+            Err(SlamError::new(ErrorCode::Internal, format!("operation `{other}` is catalogued but not dispatched")))
+        }
     }
 }
 
-/// A request's arguments, with typed accessors that name the argument on error.
+/// A request's arguments, checked against the operation's catalogue entry: every
+/// name is a parameter, every value has the parameter's type, and an absent or
+/// NULL argument takes the catalogue's default. The accessors cannot fail on type
+/// any more; they only say whether a value is there.
 struct Args {
-    operation: String,
+    operation: &'static Operation,
     values: BTreeMap<String, serde_json::Value>,
 }
 
 impl Args {
-    fn new(
-        operation: &str,
-        values: BTreeMap<String, serde_json::Value>,
-        groups: &[&[&str]],
-    ) -> Result<Self, SlamError> {
-        let allowed: Vec<&str> = groups.iter().flat_map(|g| g.iter().copied()).collect();
-        if let Some(unknown) = values.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return Err(type_error(format!("`@{unknown}` is not a parameter of {operation}")).with_hint(format!(
-                "{operation} takes: {}",
-                if allowed.is_empty() {
-                    "no parameters".to_string()
-                } else {
-                    allowed.iter().map(|a| format!("@{a}")).collect::<Vec<_>>().join(", ")
+    fn parse(operation: &'static Operation, given: BTreeMap<String, serde_json::Value>) -> Result<Self, SlamError> {
+        if let Some(unknown) = given.keys().find(|k| operation.param(k).is_none()) {
+            let takes = if operation.params.is_empty() {
+                "no parameters".to_string()
+            } else {
+                operation.params.iter().map(|p| p.sql_name()).collect::<Vec<_>>().join(", ")
+            };
+            return Err(type_error(format!("`@{unknown}` is not a parameter of {}", operation.name))
+                .with_hint(format!("{} takes: {takes}", operation.name)));
+        }
+        let mut values = BTreeMap::new();
+        for (name, value) in given {
+            if value.is_null() {
+                continue;
+            }
+            // Known: every name was checked above.
+            let Some(param) = operation.param(&name) else { continue };
+            let value = match (param.ty, value) {
+                (ParamType::Text { max_chars }, serde_json::Value::String(s)) => {
+                    // NVARCHAR counts UTF-16 code units; so does this, so the CLI and
+                    // T-SQL accept the same values.
+                    if s.encode_utf16().count() > max_chars as usize {
+                        return Err(SlamError::new(
+                            ErrorCode::InvalidArgument,
+                            format!("`@{name}` of {} is longer than {max_chars} characters", operation.name),
+                        )
+                        .with_hint(format!("give `@{name}` at most {max_chars} characters")));
+                    }
+                    serde_json::Value::String(s)
                 }
-            )));
+                (ParamType::Int, v) if v.as_i64().is_some() => v,
+                (ParamType::Bit, serde_json::Value::Bool(b)) => serde_json::Value::Bool(b),
+                // T-SQL's FOR JSON renders BIT as true/false, but hand-built JSON may use 0/1.
+                (ParamType::Bit, v) if v.as_i64() == Some(0) => serde_json::Value::Bool(false),
+                (ParamType::Bit, v) if v.as_i64() == Some(1) => serde_json::Value::Bool(true),
+                // The message names the parameter and type, never the value: it may be a secret.
+                (ty, _) => {
+                    let wanted = match ty {
+                        ParamType::Text { .. } => "text",
+                        ParamType::Int => "an integer",
+                        ParamType::Bit => "a bit (0 or 1)",
+                    };
+                    return Err(type_error(format!("`@{name}` of {} must be {wanted}", operation.name)));
+                }
+            };
+            values.insert(name, value);
         }
-        Ok(Self { operation: operation.to_string(), values })
+        for param in operation.params {
+            if let (false, Some(default)) = (values.contains_key(param.name), param.default.json()) {
+                values.insert(param.name.to_string(), default);
+            }
+        }
+        Ok(Self { operation, values })
     }
 
-    fn get(&self, name: &str) -> Option<&serde_json::Value> {
-        self.values.get(name).filter(|v| !v.is_null())
+    fn text(&self, name: &str) -> Option<String> {
+        self.values.get(name).and_then(|v| v.as_str()).map(str::to_string)
     }
 
-    fn text(&self, name: &str) -> Result<Option<String>, SlamError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(type_error(format!("`@{name}` of {} must be text", self.operation))),
-        }
+    fn missing(&self, name: &str) -> SlamError {
+        SlamError::new(ErrorCode::ParameterMissing, format!("`@{name}` is required for {}", self.operation.name))
     }
 
     /// Present (not NULL), possibly empty.
     fn present_text(&self, name: &str) -> Result<String, SlamError> {
-        self.text(name)?.ok_or_else(|| {
-            SlamError::new(ErrorCode::ParameterMissing, format!("`@{name}` is required for {}", self.operation))
-        })
+        self.text(name).ok_or_else(|| self.missing(name))
     }
 
     fn required_text(&self, name: &str) -> Result<String, SlamError> {
-        self.text(name)?.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
-            SlamError::new(ErrorCode::ParameterMissing, format!("`@{name}` is required for {}", self.operation))
-        })
+        self.text(name).filter(|s| !s.trim().is_empty()).ok_or_else(|| self.missing(name))
     }
 
-    /// Secrets are read like text, but never echoed: the error names only the parameter.
-    fn secret(&self, name: &str) -> Result<Option<Secret>, SlamError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(serde_json::Value::String(s)) => Ok(Some(secret(s.as_str()))),
-            Some(_) => Err(type_error(format!("`@{name}` of {} must be text", self.operation))),
+    /// Secrets are read like text; the catalogue marks them so nothing echoes them.
+    fn secret(&self, name: &str) -> Option<Secret> {
+        self.values.get(name).and_then(|v| v.as_str()).map(secret)
+    }
+
+    fn int(&self, name: &str) -> Option<i64> {
+        self.values.get(name).and_then(serde_json::Value::as_i64)
+    }
+
+    fn bit(&self, name: &str) -> Option<bool> {
+        self.values.get(name).and_then(serde_json::Value::as_bool)
+    }
+
+    fn connection(&self) -> ConnectionArgs {
+        ConnectionArgs {
+            username: self.text("username"),
+            auth_method: self.text("auth_method"),
+            consumer_key: self.text("consumer_key"),
+            key_name: self.text("key_name"),
+            key_password: self.secret("key_password"),
+            password: self.secret("password"),
+            token: self.secret("token"),
+            domain: self.text("domain"),
+            api_version: self.int("api_version"),
         }
-    }
-
-    fn int(&self, name: &str) -> Result<Option<i64>, SlamError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(v) => v
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| type_error(format!("`@{name}` of {} must be an integer", self.operation))),
-        }
-    }
-
-    fn bit(&self, name: &str) -> Result<Option<bool>, SlamError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(serde_json::Value::Bool(b)) => Ok(Some(*b)),
-            // T-SQL's FOR JSON renders BIT as true/false, but hand-built JSON may use 0/1.
-            Some(v) if v.as_i64() == Some(0) => Ok(Some(false)),
-            Some(v) if v.as_i64() == Some(1) => Ok(Some(true)),
-            Some(_) => Err(type_error(format!("`@{name}` of {} must be a bit (0 or 1)", self.operation))),
-        }
-    }
-
-    fn connection(&self) -> Result<ConnectionArgs, SlamError> {
-        Ok(ConnectionArgs {
-            username: self.text("username")?,
-            auth_method: self.text("auth_method")?,
-            consumer_key: self.text("consumer_key")?,
-            key_name: self.text("key_name")?,
-            key_password: self.secret("key_password")?,
-            password: self.secret("password")?,
-            token: self.secret("token")?,
-            domain: self.text("domain")?,
-            api_version: self.int("api_version")?,
-        })
     }
 }
 
@@ -256,6 +245,20 @@ mod tests {
     }
 
     #[test]
+    fn the_catalogue_defaults_are_the_operations_own() {
+        let setup = catalogue::operation("setup_jwt").unwrap();
+        assert_eq!(setup.param("cert_days").unwrap().default.json(), Some(crate::keys::DEFAULT_CERT_DAYS.into()));
+        let add = catalogue::operation("add_connection").unwrap();
+        let api = add.param("api_version").unwrap().default.json();
+        assert_eq!(api, Some(crate::salesforce::DEFAULT_API_VERSION.into()));
+        assert_eq!(
+            catalogue::KEY_NAME_CHARS as usize,
+            crate::keys::MAX_KEY_NAME_CHARS,
+            "the T-SQL type must hold every valid name"
+        );
+    }
+
+    #[test]
     fn bad_requests_get_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         let mut old = request("ping", serde_json::json!({}));
@@ -271,6 +274,10 @@ mod tests {
         assert_eq!(err.code, ErrorCode::ArgumentType);
         let err = run(dir.path(), request("setup_jwt", serde_json::json!({"password": 12345678}))).0.unwrap_err();
         assert!(!err.message.contains("12345678"), "a secret's value is never echoed");
+        let long = "x".repeat(300);
+        let err = run(dir.path(), request("setup_jwt", serde_json::json!({"password": long}))).0.unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidArgument);
+        assert!(err.message.contains("@password") && !err.message.contains(&long));
         let err = run(dir.path(), request("remove_connection", serde_json::json!({}))).0.unwrap_err();
         assert_eq!(err.code, ErrorCode::ParameterMissing);
     }
@@ -278,7 +285,8 @@ mod tests {
     #[test]
     fn every_listed_operation_is_dispatched() {
         let dir = tempfile::tempdir().unwrap();
-        for (name, _) in OPERATIONS {
+        for op in catalogue::OPERATIONS {
+            let name = op.name;
             let (result, _) = run(dir.path(), request(name, serde_json::json!({})));
             if let Err(e) = result {
                 assert_ne!(e.code, ErrorCode::Internal, "{name} is listed but not dispatched");
