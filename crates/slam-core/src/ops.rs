@@ -53,6 +53,11 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// The worker's unlocked-key cache; `None` in-process.
+    pub(crate) fn unlocked_keys(&self) -> Option<&keys::UnlockedKeys> {
+        self.resident.as_deref().and_then(|r| r.unlocked_keys())
+    }
+
     pub(crate) fn vault(&self) -> Result<KeyVault, SlamError> {
         let data_dir = DataDir::open(&self.data_dir).map_err(|e| key_error(KeyError::DataDir(e)))?;
         KeyVault::open(&data_dir).map_err(key_error)
@@ -64,9 +69,14 @@ impl Context<'_> {
 pub fn ping(ctx: &Context<'_>, sink: &mut dyn OutputSink) -> Result<(), SlamError> {
     let version = env!("CARGO_PKG_VERSION");
     let protocol = slam_protocol::PROTOCOL_VERSION;
-    let (mode, uptime, cached) = match &ctx.resident {
-        Some(r) => ("worker", Some(r.uptime().as_secs()), r.caches_tokens().then(|| r.cached_sessions())),
-        None => ("in-process", None, None),
+    let (mode, uptime, cached, unlocked) = match &ctx.resident {
+        Some(r) => (
+            "worker",
+            Some(r.uptime().as_secs()),
+            r.caches_tokens().then(|| r.cached_sessions()),
+            r.unlocked_keys().map(|k| k.len()),
+        ),
+        None => ("in-process", None, None, None),
     };
     match uptime {
         Some(seconds) => sink.info(&format!(
@@ -83,6 +93,7 @@ pub fn ping(ctx: &Context<'_>, sink: &mut dyn OutputSink) -> Result<(), SlamErro
         ("pid", ColumnType::Int),
         ("uptime_seconds", ColumnType::Int),
         ("cached_sessions", ColumnType::Int),
+        ("unlocked_keys", ColumnType::Int),
     ]);
     let int = |v: Option<u64>| v.map_or(Value::Null, |v| Value::Int(i64::try_from(v).unwrap_or(i64::MAX)));
     result.push(vec![
@@ -92,6 +103,7 @@ pub fn ping(ctx: &Context<'_>, sink: &mut dyn OutputSink) -> Result<(), SlamErro
         Value::Int(i64::from(std::process::id())),
         int(uptime),
         int(cached.map(|c| c as u64)),
+        int(unlocked.map(|k| k as u64)),
     ]);
     sink.result_set(result);
     Ok(())
@@ -144,6 +156,9 @@ pub fn setup_jwt(ctx: &Context<'_>, args: SetupJwtArgs, sink: &mut dyn OutputSin
         ));
     }
     let reservation = vault.reserve(&params.name, params.force, ctx.clock.now()).map_err(key_error)?;
+    if let Some(cache) = ctx.unlocked_keys() {
+        cache.forget(params.name.as_str());
+    }
     sink.info(&format!("Generating an RSA-{} keypair `{}`...", keys::RSA_BITS, params.name));
     let outcome = reservation.write(&params, ctx.clock).map_err(key_error)?;
     let cert = &outcome.certificate;
@@ -229,6 +244,9 @@ pub fn remove_jwt(ctx: &Context<'_>, key_name: &str, sink: &mut dyn OutputSink) 
     })?;
     let vault = ctx.vault()?;
     let outcome = vault.remove(&name).map_err(key_error)?;
+    if let Some(cache) = ctx.unlocked_keys() {
+        cache.forget(name.as_str());
+    }
     let key_path = vault.private_key_path(&name);
     let cert_path = vault.certificate_path(&name);
     let deleted: Vec<String> = [(outcome.removed_private_key, &key_path), (outcome.removed_certificate, &cert_path)]

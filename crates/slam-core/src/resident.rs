@@ -2,12 +2,16 @@
 //! pools (one per Salesforce host) stay warm, and the access token of each stored
 //! connection, so that an operation does not log in again while a token works.
 //!
+//! It also keeps the private keys it has unlocked (`keys::UnlockedKeys`), so that a
+//! login with an encrypted key does not pay for PBKDF2 each time.
+//!
 //! The CLI's `--local` mode has no resident state: each run logs in afresh. A
 //! cached token is tied to the stored connection it came from (a fingerprint of the
 //! row, sealed secrets included): re-adding a connection, even with the same
 //! username, starts from a fresh login. A token Salesforce rejects is dropped and
 //! replaced by exactly one new login (see `test_connection`).
 
+use crate::keys::UnlockedKeys;
 use crate::salesforce::{HttpSettings, LoginError, SalesforceClient, Session};
 use sha2::{Digest, Sha256};
 use slam_store::ConnectionRecord;
@@ -20,6 +24,7 @@ pub struct Resident {
     started: Instant,
     client: SalesforceClient,
     sessions: Option<Mutex<HashMap<String, CachedSession>>>,
+    unlocked_keys: Option<UnlockedKeys>,
 }
 
 struct CachedSession {
@@ -35,6 +40,7 @@ impl Resident {
             started: Instant::now(),
             client: SalesforceClient::new(http)?,
             sessions: cache_tokens.then(|| Mutex::new(HashMap::new())),
+            unlocked_keys: UnlockedKeys::new(),
         })
     }
 
@@ -53,13 +59,21 @@ impl Resident {
         self.with_sessions(|map| map.len()).unwrap_or(0)
     }
 
+    /// The private keys unlocked so far (see [`UnlockedKeys`]); `None` only if the
+    /// system's random source failed at start-up.
+    pub fn unlocked_keys(&self) -> Option<&UnlockedKeys> {
+        self.unlocked_keys.as_ref()
+    }
+
     pub(crate) fn client(&self) -> &SalesforceClient {
         &self.client
     }
 
     /// The cached session of `record`, if it was cached for this very row and this
-    /// very keypair certificate (`key_marker`).
-    pub(crate) fn session_for(&self, record: &ConnectionRecord, key_marker: &[u8]) -> Option<Arc<Session>> {
+    /// very keypair certificate (`key_marker`): for the operations that work as a
+    /// connection's user. `SLAM_test_connection` never uses it (a test always logs
+    /// in), it only refreshes it.
+    pub fn session_for(&self, record: &ConnectionRecord, key_marker: &[u8]) -> Option<Arc<Session>> {
         let fingerprint = fingerprint(record, key_marker);
         self.with_sessions(|map| {
             map.get(&cache_key(&record.username)).filter(|c| c.fingerprint == fingerprint).map(|c| c.session.clone())

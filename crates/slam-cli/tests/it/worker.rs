@@ -3,9 +3,9 @@
 //! this test process, against the fake Salesforce.
 //!
 //! What these prove: every operation reaches the worker and comes back printed
-//! exactly as `--local` prints it; the worker's token cache spares logins and
-//! recovers from a revoked token with exactly one new login; a missing worker is
-//! reported with what to do.
+//! exactly as `--local` prints it; a connection test always logs in (the worker's
+//! token cache never stands in for one) while unlocked keys are kept; a missing
+//! worker is reported with what to do.
 
 use crate::login::{KEY_PASS, USER, World};
 use crate::support::{Run, run};
@@ -197,7 +197,7 @@ fn every_operation_runs_through_the_worker_and_prints_as_local_does() {
 }
 
 #[test]
-fn the_worker_reuses_tokens_and_logs_in_once_when_one_is_revoked() {
+fn a_test_always_logs_in_so_a_revoked_approval_fails_at_once_and_keys_stay_unlocked() {
     let w = World::new();
     let worker = TestWorker::start(&w, true);
     let pipe = worker.address.as_str();
@@ -208,37 +208,37 @@ fn the_worker_reuses_tokens_and_logs_in_once_when_one_is_revoked() {
     let after_add = logins();
     assert!(after_add >= 1);
 
-    for _ in 0..3 {
+    for n in 1..=3 {
         let run = via_worker(pipe, &["test-connection", "--username", USER], &[]).ok();
-        assert!(run.stderr.contains("Used the session of an earlier login"), "{}", run.stderr);
+        assert!(run.stderr.contains("Connection test passed"), "{}", run.stderr);
+        assert_eq!(logins(), after_add + n, "every test performs a login, as the spec says");
     }
-    assert_eq!(logins(), after_add, "no new login while the token works");
-
-    w.fake.revoke_all_tokens();
-    let run = via_worker(pipe, &["test-connection", "--username", USER], &[]).ok();
-    assert!(
-        run.stderr.contains("no longer accepts the session") && run.stderr.contains("INVALID_SESSION_ID"),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(logins(), after_add + 1, "exactly one fresh login after the revocation");
-    let run = via_worker(pipe, &["test-connection", "--username", USER], &[]).ok();
-    assert!(run.stderr.contains("Used the session of an earlier login"), "{}", run.stderr);
-    assert_eq!(logins(), after_add + 1);
-
-    // Re-adding the connection drops the old token: the stored row changed.
-    via_worker(pipe, &add, &[("SLAM_KEY_PASSWORD", KEY_PASS)]).ok();
-    assert_eq!(logins(), after_add + 2, "re-adding logs in (its own test)");
     let ping = via_worker(pipe, &["ping"], &[]).ok();
-    assert_eq!(ping.row()["cached_sessions"], 1);
+    assert_eq!(ping.row()["cached_sessions"], 1, "the session is kept for other work");
+    assert_eq!(ping.row()["unlocked_keys"], 1, "the encrypted key was unlocked once and kept");
 
-    // A rotated keypair whose new certificate is not uploaded yet must fail the test,
-    // not pass on the token the old key obtained.
+    // The administrator withdraws the user's approval of the app. A session from the
+    // last test still works, but the next test must fail, at once.
+    let cert = std::fs::read_to_string(w.slam.cert_file("acme-prod")).unwrap();
+    w.fake.add_app(slam_testkit::App::new(w.consumer_key.clone(), &w.prod, cert.clone()));
+    via_worker(pipe, &["test-connection", "--username", USER], &[]).fails_with(50312);
+    assert_eq!(via_worker(pipe, &["ping"], &[]).ok().row()["cached_sessions"], 0, "a failed test drops it");
+    w.fake.add_app(slam_testkit::App::new(w.consumer_key.clone(), &w.prod, cert).pre_authorize(USER));
+
+    // The kept key never stands in for the passphrase: a wrong one is refused.
+    let mut wrong = add.clone();
+    wrong[0] = "test-login";
+    via_worker(pipe, &wrong, &[("SLAM_KEY_PASSWORD", "not the passphrase")]).fails_with(50110);
+
+    // A rotated keypair whose new certificate is not uploaded yet fails the test;
+    // its old unlocked key is forgotten.
     via_worker(pipe, &["setup-jwt", "--key-name", "acme-prod", "--force"], &[("SLAM_KEY_PASSWORD", KEY_PASS)]).ok();
-    let run = via_worker(pipe, &["test-connection", "--username", USER], &[]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(!run.stderr.contains("Used the session"), "{}", run.stderr);
-    assert_eq!(logins(), after_add + 3, "the new key was tried with a real login");
+    assert_eq!(via_worker(pipe, &["ping"], &[]).ok().row()["unlocked_keys"], 0);
+    let before = logins();
+    via_worker(pipe, &["test-connection", "--username", USER], &[]).fails_with(50313);
+    assert_eq!(logins(), before + 1, "the new key was tried with a real login");
+    via_worker(pipe, &["remove-jwt", "--key-name", "acme-prod"], &[]).ok();
+    assert_eq!(via_worker(pipe, &["ping"], &[]).ok().row()["unlocked_keys"], 0);
 }
 
 #[test]

@@ -8,6 +8,7 @@
 
 mod material;
 mod name;
+mod unlocked;
 mod vault;
 
 pub use material::{
@@ -15,6 +16,7 @@ pub use material::{
     inspect_certificate, private_key_is_encrypted, unlock_private_key,
 };
 pub use name::{KeyName, KeyNameError, MAX_KEY_NAME_CHARS};
+pub use unlocked::{UnlockTag, UnlockedKeys};
 pub use vault::{
     CertificateState, KeyEntry, KeyVault, PrivateKeyState, RemoveOutcome, Replaced, Reservation, SetupOutcome,
     SetupParams,

@@ -9,6 +9,7 @@
 //! with an old certificate, or a partial file.
 
 use super::material::{self, CertificateInfo};
+use super::unlocked::UnlockedKeys;
 use super::{CERT_DAYS_RANGE, KeyError, KeyName};
 use crate::clock::Clock;
 use crate::data_dir::{DataDir, DataDirError};
@@ -17,6 +18,7 @@ use crate::secret::{ExposeSecret, Secret};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 /// How far back the certificate's validity starts, so a Salesforce server whose
@@ -376,13 +378,16 @@ impl KeyVault {
     /// valid at `now`, the passphrase must open the key, and the key must be the
     /// certificate's. Checked here because Salesforce does not check certificate
     /// expiry itself, and its answer to a wrong key ("invalid assertion") names
-    /// none of these causes.
+    /// none of these causes. With `unlocked` (the worker's cache), a key already
+    /// unlocked from these very files with this very passphrase is reused; every
+    /// other check still runs on the files as they are now.
     pub fn load_signing_key(
         &self,
         name: &KeyName,
         passphrase: Option<&Secret>,
         now: OffsetDateTime,
-    ) -> Result<(material::SigningKey, CertificateInfo), KeyError> {
+        unlocked: Option<&UnlockedKeys>,
+    ) -> Result<(Arc<material::SigningKey>, CertificateInfo), KeyError> {
         let _lock = self.lock(name)?;
         let key_path = self.private_key_path(name);
         let cert_path = self.certificate_path(name);
@@ -393,7 +398,12 @@ impl KeyVault {
         };
         let key_pem = match fs::read_to_string(&key_path) {
             Ok(pem) => zeroize::Zeroizing::new(pem),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Some(cache) = unlocked {
+                    cache.forget(name.as_str());
+                }
+                return Err(not_found());
+            }
             Err(source) => return Err(KeyError::Io { action: "reading", path: key_path, source }),
         };
         let cert_pem = match fs::read(&cert_path) {
@@ -406,8 +416,17 @@ impl KeyVault {
         if info.is_expired(now) {
             return Err(KeyError::CertificateExpired { name: name.clone(), not_after: info.not_after });
         }
-        let key = material::unlock_private_key(&key_pem, passphrase, &cert_pem)
-            .map_err(|source| KeyError::Unlock { name: name.clone(), source })?;
+        let tag = unlocked.map(|cache| cache.tag(key_pem.as_bytes(), &cert_pem, passphrase));
+        if let Some(key) = unlocked.zip(tag.as_ref()).and_then(|(cache, tag)| cache.get(name.as_str(), tag)) {
+            return Ok((key, info));
+        }
+        let key = Arc::new(
+            material::unlock_private_key(&key_pem, passphrase, &cert_pem)
+                .map_err(|source| KeyError::Unlock { name: name.clone(), source })?,
+        );
+        if let (Some(cache), Some(tag)) = (unlocked, tag) {
+            cache.insert(name.as_str(), tag, key.clone());
+        }
         Ok((key, info))
     }
 

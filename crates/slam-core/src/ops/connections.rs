@@ -6,14 +6,10 @@
 //! so a connection that could not be added cannot be used either. Secrets are
 //! sealed before they reach the store and unsealed only to log in.
 
-use super::login::{
-    AuthMethod, ConnectionArgs, ConnectionPlan, Credentials, LoginOutcome, SOAP_RETIREMENT_WARNING, login_and_test,
-    login_error, validate,
-};
+use super::login::{ConnectionArgs, ConnectionPlan, Credentials, LoginOutcome, login_and_test, validate};
 use super::{Context, EXPIRY_WARNING_DAYS, key_error, rfc3339, utc, with_causes};
 use crate::data_dir::DataDir;
 use crate::keys::{CertificateState, KeyName};
-use crate::salesforce::LoginError;
 use crate::seal::{MasterKey, SealError};
 use crate::secret::ExposeSecret;
 use slam_protocol::{ColumnType, ErrorCode, OutputSink, ResultSet, SlamError, Value};
@@ -117,7 +113,9 @@ async fn add_connection_inner(
     let (tested, test_message) = if args.skip_test {
         if let Credentials::Jwt { key_name, key_password, .. } = &plan.credentials {
             // No network, but the keypair must at least be usable.
-            ctx.vault()?.load_signing_key(key_name, key_password.as_ref(), ctx.clock.now()).map_err(key_error)?;
+            ctx.vault()?
+                .load_signing_key(key_name, key_password.as_ref(), ctx.clock.now(), ctx.unlocked_keys())
+                .map_err(key_error)?;
         }
         sink.warning(&format!(
             "Connection test skipped (`@skip_test = 1`): the connection for {} is stored UNTESTED. Run \
@@ -367,45 +365,26 @@ pub async fn test_connection(ctx: &Context<'_>, username: &str, sink: &mut dyn O
     }
 }
 
-/// Tests a stored connection. In the worker, a cached token is tried first (no
-/// login at all); when there is none, or Salesforce rejects it, exactly one fresh
-/// login follows, and its token is cached for the next operation.
+/// Tests a stored connection: always a fresh login, as the spec says ("performing
+/// a login operation"), so that a changed password, a revoked app approval or an
+/// expired certificate fails the test even while an earlier session still works.
+/// In the worker the new session then replaces the cached one, for the operations
+/// that use a connection; a test never reuses it.
 async fn test_stored(
     ctx: &Context<'_>,
     record: &ConnectionRecord,
     plan: &ConnectionPlan,
     sink: &mut dyn OutputSink,
 ) -> Result<LoginOutcome, SlamError> {
-    let Some(resident) = &ctx.resident else {
-        return login_and_test(ctx, plan, sink).await;
-    };
-    let marker = key_marker(ctx, record);
-    if let Some(session) = resident.session_for(record, &marker) {
-        match resident.client().test_connection(&session, plan.api_version).await {
-            Ok(test) => {
-                if plan.auth_method() == AuthMethod::SecurityToken {
-                    sink.warning(SOAP_RETIREMENT_WARNING);
-                }
-                sink.info(&format!(
-                    "Used the session of an earlier login for {} (the worker keeps it while Salesforce accepts it).",
-                    record.username
-                ));
-                return Ok(LoginOutcome { session, test, refused_attempts: Vec::new() });
-            }
-            Err(LoginError::SessionRejected { status: 401, code, .. }) => {
-                resident.forget(&record.username);
-                tracing::info!(username = %record.username, code, "cached session rejected; logging in again");
-                sink.info(&format!(
-                    "Salesforce no longer accepts the session of an earlier login for {} ({code}); logging in again.",
-                    record.username
-                ));
-            }
-            Err(e) => return Err(login_error(e, plan, None)),
+    let outcome = login_and_test(ctx, plan, sink).await;
+    if let Some(resident) = &ctx.resident {
+        match &outcome {
+            Ok(o) => resident.remember(record, &key_marker(ctx, record), o.session.clone()),
+            // A connection that no longer logs in keeps no session either.
+            Err(_) => resident.forget(&record.username),
         }
     }
-    let outcome = login_and_test(ctx, plan, sink).await?;
-    resident.remember(record, &marker, outcome.session.clone());
-    Ok(outcome)
+    outcome
 }
 
 /// The certificate of a JWT connection's keypair as it is now (empty for other

@@ -264,8 +264,9 @@ pub async fn login_and_test(
     let (session, refused_attempts) = match &plan.credentials {
         Credentials::Jwt { consumer_key, key_name, key_password } => {
             let vault = ctx.vault()?;
-            let (key, cert) =
-                vault.load_signing_key(key_name, key_password.as_ref(), ctx.clock.now()).map_err(key_error)?;
+            let (key, cert) = vault
+                .load_signing_key(key_name, key_password.as_ref(), ctx.clock.now(), ctx.unlocked_keys())
+                .map_err(key_error)?;
             if !key.was_encrypted && key_password.is_some() {
                 sink.warning(&format!(
                     "The private key of `{key_name}` is not encrypted; `@key_password` was ignored."
