@@ -13,6 +13,7 @@ use crate::keys::{
 };
 use crate::secret::{ExposeSecret, Secret};
 use slam_protocol::{ColumnType, ErrorCode, OutputSink, ResultSet, SlamError, Value};
+use slam_store::Store;
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -155,7 +156,15 @@ pub fn setup_jwt(ctx: &Context<'_>, args: SetupJwtArgs, sink: &mut dyn OutputSin
             params.name
         ));
     }
-    let reservation = vault.reserve(&params.name, params.force, ctx.clock.now()).map_err(key_error)?;
+    let reservation = match vault.reserve(&params.name, params.force, ctx.clock.now()) {
+        // The spec: warn when a valid certificate exists, and regenerate only with
+        // `@force = 1`. Deployment scripts and Agent jobs re-run SLAM_setup_jwt, so
+        // this succeeds and keeps the keypair untouched.
+        Err(KeyError::Exists { name, not_after }) => {
+            return keep_existing(ctx, &vault, &name, not_after, params.passphrase.as_ref(), sink);
+        }
+        other => other.map_err(key_error)?,
+    };
     if let Some(cache) = ctx.unlocked_keys() {
         cache.forget(params.name.as_str());
     }
@@ -193,6 +202,10 @@ pub fn setup_jwt(ctx: &Context<'_>, args: SetupJwtArgs, sink: &mut dyn OutputSin
         )),
         Some(_) => {}
     }
+    let days = cert.days_left(ctx.clock.now());
+    if days < EXPIRY_WARNING_DAYS {
+        sink.warning(&renewal_warning(outcome.name.as_str(), days, cert.not_after));
+    }
     // The paths and fingerprints are in the result set (SSMS's Results tab, the
     // CLI's stdout); the message says what happened in one line.
     sink.info(&format!(
@@ -221,7 +234,10 @@ pub fn setup_jwt(ctx: &Context<'_>, args: SetupJwtArgs, sink: &mut dyn OutputSin
         ("cert_days", ColumnType::Int),
         ("sha1_fingerprint", ColumnType::Text),
         ("sha256_fingerprint", ColumnType::Text),
+        ("status", ColumnType::Text),
+        ("certificate_pem", ColumnType::Text),
     ]);
+    let status = if outcome.replaced.is_some() { "replaced" } else { "created" };
     result.push(vec![
         outcome.name.as_str().into(),
         path_value(&outcome.private_key_path),
@@ -232,9 +248,109 @@ pub fn setup_jwt(ctx: &Context<'_>, args: SetupJwtArgs, sink: &mut dyn OutputSin
         params.cert_days.into(),
         cert.sha1_fingerprint.clone().into(),
         cert.sha256_fingerprint.clone().into(),
+        status.into(),
+        certificate_pem(&outcome.certificate_path),
     ]);
     sink.result_set(result);
     Ok(())
+}
+
+/// `SLAM_setup_jwt` on a keypair whose certificate is still valid, without
+/// `@force`: warn, change nothing, succeed, and return the existing keypair's row
+/// in the same shape as a new one's (so `INSERT ... EXEC` works either way).
+fn keep_existing(
+    ctx: &Context<'_>,
+    vault: &KeyVault,
+    name: &KeyName,
+    not_after: OffsetDateTime,
+    passphrase: Option<&Secret>,
+    sink: &mut dyn OutputSink,
+) -> Result<(), SlamError> {
+    let now = ctx.clock.now();
+    sink.warning(&format!(
+        "A keypair named `{name}` already exists and its certificate is valid until {}: it was kept and nothing \
+         was changed. To replace it before then, run SLAM_setup_jwt @key_name = '{name}', @force = 1 (JWT logins \
+         with it then fail until the new certificate is uploaded to Salesforce).",
+        utc(not_after)
+    ));
+    let days = (not_after - now).whole_days();
+    if days < EXPIRY_WARNING_DAYS {
+        sink.warning(&renewal_warning(name.as_str(), days, not_after));
+    }
+    let entry = vault.inspect(name).map_err(key_error)?.ok_or_else(|| {
+        SlamError::new(ErrorCode::KeyNotFound, format!("the keypair `{name}` disappeared while it was being read"))
+    })?;
+    let CertificateState::Present(cert) = &entry.certificate else {
+        return Err(SlamError::new(ErrorCode::KeyFileCorrupt, format!("the certificate of `{name}` is unreadable"))
+            .with_hint("replace the keypair with SLAM_setup_jwt `@force = 1`"));
+    };
+    // A re-run with a passphrase must not leave the DBA believing it was applied.
+    match (passphrase, entry.private_key) {
+        (Some(_), PrivateKeyState::Unencrypted) => sink.warning(&format!(
+            "The existing private key of `{name}` is NOT encrypted, and `@password` was not applied to it. To \
+             protect it, run SLAM_setup_jwt @key_name = '{name}', @password = '...', @force = 1 and upload the \
+             new certificate."
+        )),
+        (Some(given), PrivateKeyState::Encrypted) => {
+            match vault.load_signing_key(name, Some(given), now, ctx.unlocked_keys()) {
+                Err(KeyError::Unlock { source: UnlockError::PassphraseWrong, .. }) => sink.warning(&format!(
+                    "`@password` does not open the existing private key of `{name}`, which keeps the passphrase \
+                     it was made with: give that one as `@key_password` to SLAM_add_connection, or replace the \
+                     keypair with `@force = 1`."
+                )),
+                Err(other) => return Err(key_error(other)),
+                Ok(_) => {}
+            }
+        }
+        _ => {}
+    }
+    let mut result = ResultSet::new(&[
+        ("key_name", ColumnType::Text),
+        ("private_key_path", ColumnType::Text),
+        ("certificate_path", ColumnType::Text),
+        ("has_passphrase", ColumnType::Bool),
+        ("not_before", ColumnType::DateTime),
+        ("expires_at", ColumnType::DateTime),
+        ("cert_days", ColumnType::Int),
+        ("sha1_fingerprint", ColumnType::Text),
+        ("sha256_fingerprint", ColumnType::Text),
+        ("status", ColumnType::Text),
+        ("certificate_pem", ColumnType::Text),
+    ]);
+    let cert_path = vault.certificate_path(name);
+    result.push(vec![
+        name.as_str().into(),
+        path_value(&vault.private_key_path(name)),
+        path_value(&cert_path),
+        (entry.private_key == PrivateKeyState::Encrypted).into(),
+        rfc3339(cert.not_before),
+        rfc3339(cert.not_after),
+        (cert.not_after - cert.not_before).whole_days().into(),
+        cert.sha1_fingerprint.clone().into(),
+        cert.sha256_fingerprint.clone().into(),
+        "kept".into(),
+        certificate_pem(&cert_path),
+    ]);
+    sink.result_set(result);
+    Ok(())
+}
+
+/// The warning for a certificate that expires within [`EXPIRY_WARNING_DAYS`],
+/// naming the call that renews it.
+pub(crate) fn renewal_warning(name: &str, days: i64, not_after: OffsetDateTime) -> String {
+    format!(
+        "The certificate of `{name}` expires in {days} days, on {}. Renew it before then: SLAM_setup_jwt \
+         @key_name = '{name}', @password = '<the same passphrase>', @force = 1, then upload the new {name}.crt to \
+         the External Client App; connections using it keep working once it is uploaded.",
+        utc(not_after)
+    )
+}
+
+/// The certificate file's text, for a DBA who cannot open files on the server:
+/// copied from the result into a `.crt` file, it is what Salesforce takes. Only
+/// ever the certificate, never the private key.
+fn certificate_pem(path: &Path) -> Value {
+    std::fs::read_to_string(path).map_or(Value::Null, Value::Text)
 }
 
 /// `SLAM_remove_jwt`: delete a keypair's files from this machine.
@@ -255,6 +371,27 @@ pub fn remove_jwt(ctx: &Context<'_>, key_name: &str, sink: &mut dyn OutputSink) 
         .map(|(_, path)| path.display().to_string())
         .collect();
     sink.info(&format!("Removed keypair `{name}`: deleted {}.", deleted.join(" and ")));
+    let users: Vec<String> = ctx
+        .store()
+        .and_then(|mut store| store.list().map_err(connections::store_error))
+        .map(|records| {
+            records
+                .into_iter()
+                .filter(|r| r.key_name.as_deref().is_some_and(|k| k.eq_ignore_ascii_case(name.as_str())))
+                .map(|r| r.username)
+                .collect()
+        })
+        .unwrap_or_else(|e| {
+            tracing::debug!(error = %e.message, "could not read the stored connections");
+            Vec::new()
+        });
+    if !users.is_empty() {
+        sink.warning(&format!(
+            "Stored connections still use `{name}`: {}. Their logins now fail; give each a new keypair with \
+             SLAM_add_connection (or remove it with SLAM_remove_connection).",
+            users.join(", ")
+        ));
+    }
     sink.warning(
         "This does not revoke access in Salesforce: any copy of the private key can still log in. \
          To revoke it, in Salesforce Setup > App Manager edit the External Client App and either \
@@ -278,6 +415,7 @@ pub fn list_keys(ctx: &Context<'_>, sink: &mut dyn OutputSink) -> Result<(), Sla
         ("sha256_fingerprint", ColumnType::Text),
         ("private_key_path", ColumnType::Text),
         ("certificate_path", ColumnType::Text),
+        ("certificate_pem", ColumnType::Text),
     ]);
     for entry in &entries {
         let key_path = vault.dir().join(format!("{}.pem", entry.name));
@@ -300,13 +438,7 @@ pub fn list_keys(ctx: &Context<'_>, sink: &mut dyn OutputSink) -> Result<(), Sla
                     ));
                     "expired"
                 } else if days < EXPIRY_WARNING_DAYS {
-                    sink.warning(&format!(
-                        "The certificate of `{}` expires in {days} days, on {}. Renew it with \
-                         SLAM_setup_jwt @key_name = '{}', @force = 1 and upload the new certificate.",
-                        entry.name,
-                        utc(cert.not_after),
-                        entry.name
-                    ));
+                    sink.warning(&renewal_warning(&entry.name, days, cert.not_after));
                     "expires soon"
                 } else {
                     "valid"
@@ -333,6 +465,10 @@ pub fn list_keys(ctx: &Context<'_>, sink: &mut dyn OutputSink) -> Result<(), Sla
         row.extend(cert_columns);
         row.push(if entry.private_key == PrivateKeyState::Missing { Value::Null } else { path_value(&key_path) });
         row.push(if entry.certificate == CertificateState::Missing { Value::Null } else { path_value(&cert_path) });
+        row.push(match entry.certificate {
+            CertificateState::Present(_) => certificate_pem(&cert_path),
+            _ => Value::Null,
+        });
         result.push(row);
     }
     if entries.is_empty() {

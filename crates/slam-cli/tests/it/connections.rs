@@ -308,3 +308,73 @@ fn concurrent_processes_leave_a_consistent_store() {
     let logged: i64 = db.query_row("SELECT COUNT(*) FROM SLAM_Log", [], |r| r.get(0)).unwrap();
     assert_eq!(logged, outputs.len() as i64, "every operation, successful or not, is logged exactly once");
 }
+
+#[test]
+fn a_dba_is_warned_before_a_connection_stops_working() {
+    let w = World::new().with_soap_user();
+    w.add_soap(SOAP_USER, &[]).ok();
+    // The JWT connection's keypair is renewed for only 10 days, and uploaded.
+    let env = [("SLAM_KEY_PASSWORD", KEY_PASS)];
+    w.slam(&["setup-jwt", "--key-name", "acme-prod", "--force", "--cert-days", "10"], &env).ok();
+    let cert = std::fs::read_to_string(w.slam.cert_file("acme-prod")).unwrap();
+    w.fake.add_app(slam_testkit::App::new(w.consumer_key.clone(), &w.prod, cert).pre_authorize(USER));
+    let renew = |run: &Run| {
+        run.warnings().iter().any(|w| {
+            w.contains("acme-prod") && w.contains("expires in") && w.contains("SLAM_setup_jwt @key_name = 'acme-prod'")
+        })
+    };
+    let retired = |run: &Run| {
+        run.warnings().iter().any(|w| w.contains(SOAP_USER) && w.contains("Summer '27") && w.contains("65.0"))
+    };
+
+    let added = w.add_jwt(&["--environment-name", "Acme prod"]).ok();
+    assert!(renew(&added), "{}", added.stderr);
+    let listed = w.slam(&["list-connections"], &[]).ok();
+    assert!(renew(&listed) && retired(&listed), "{}", listed.stderr);
+    let rows = listed.json();
+    let jwt = rows.as_array().unwrap().iter().find(|r| r["username"] == USER).unwrap().clone();
+    assert_eq!(jwt["auth_method"], "jwt_bearer");
+    assert_eq!(jwt["domain"], "acme.my");
+    assert_eq!(jwt["api_version"], 60);
+    assert_eq!(jwt["environment_name"], "Acme prod");
+    assert_eq!(jwt["active"], true);
+    assert_eq!(jwt["last_test_ok"], true);
+    for column in ["created_at", "updated_at", "last_test_at", "cert_expires_at"] {
+        assert!(jwt[column].as_str().is_some_and(|t| t.ends_with('Z')), "{column}: {jwt}");
+    }
+    let used = w.slam(&["use-connection-username", "--username", SOAP_USER], &[]).ok();
+    assert!(retired(&used), "{}", used.stderr);
+    let tested = w.slam(&["test-connection", "--username", USER], &[]).ok();
+    assert!(renew(&tested), "{}", tested.stderr);
+
+    let removed = w.slam(&["remove-jwt", "--key-name", "acme-prod"], &[]).ok();
+    assert!(
+        removed.warnings().iter().any(|w| w.contains("still use `acme-prod`") && w.contains(USER)),
+        "{}",
+        removed.stderr
+    );
+}
+
+#[test]
+fn a_secret_given_in_the_wrong_parameter_is_never_echoed_or_logged() {
+    // Positional T-SQL arguments one place off put a password where a name belongs.
+    let w = World::new();
+    w.add_jwt(&[]).ok();
+    let secret = "Hunter2 is my passphrase!";
+    let soap = [("SLAM_PASSWORD", "p"), ("SLAM_TOKEN", "t")];
+    let runs = [
+        w.slam(&["add-connection", "--username", USER, "--auth-method", secret], &soap).fails_with(50204),
+        w.slam(&["add-connection", "--username", secret], &soap).fails_with(50002),
+        w.slam(&["test-login", "--username", "Hunter2"], &soap).fails_with(50002),
+        w.slam(&["test-connection", "--username", secret], &[]).fails_with(50002),
+        w.slam(&["use-connection-username", "--username", secret], &[]).fails_with(50002),
+        w.slam(&["remove-connection", "--username", secret], &[]).fails_with(50002),
+        w.slam(&["setup-jwt", "--key-name", secret], &[]).fails_with(50101),
+        w.slam(&["remove-jwt", "--key-name", secret], &[]).fails_with(50101),
+    ];
+    for run in &runs {
+        assert!(!run.all_output().contains("Hunter2"), "echoed:\n{}", run.all_output());
+        assert!(run.stderr.contains("not shown"), "says why it is not shown: {}", run.stderr);
+    }
+    assert!(!contains(&w.store_bytes(), "Hunter2"), "written to the store or SLAM_Log");
+}

@@ -61,19 +61,59 @@ fn key_name_defaults_to_the_host_name() {
 }
 
 #[test]
-fn a_valid_keypair_is_refused_without_force_and_left_untouched() {
+fn a_valid_keypair_is_kept_with_a_warning_and_its_row_returned() {
+    // The spec: warn when a valid certificate exists; @force = 1 regenerates. A
+    // deployment script that runs SLAM_setup_jwt again must succeed and change nothing.
     let slam = Slam::new();
-    let first = setup(&slam, "acme", &[]).ok().row();
+    let first = slam
+        .run_with_stdin(&["--format", "json", "setup-jwt", "--key-name", "acme", "--password-stdin"], PASS)
+        .ok()
+        .row();
+    assert_eq!(first["status"], "created");
     let before = (fs::read(slam.key_file("acme")).unwrap(), fs::read(slam.cert_file("acme")).unwrap());
 
-    let refused = setup(&slam, "acme", &[]).fails_with(50104);
+    let again = slam.run_with_stdin(&["--format", "json", "setup-jwt", "--key-name", "acme", "--password-stdin"], PASS);
+    let again = again.ok();
     let expires = first["expires_at"].as_str().unwrap().replace('T', " ").replace('Z', " UTC");
-    assert!(refused.stderr.contains(&expires), "names the expiry {expires}: {}", refused.stderr);
-    assert!(refused.stderr.contains("@force = 1"), "{}", refused.stderr);
-    assert!(!refused.stderr.contains("Generating"), "refused before generating: {}", refused.stderr);
-    assert_eq!(refused.json()["error"]["code"], "SLAM_KEY_EXISTS");
+    let warning = again.warnings().join("\n");
+    assert!(warning.contains("already exists") && warning.contains(&expires), "names the expiry: {warning}");
+    assert!(warning.contains("@force = 1"), "{warning}");
+    assert!(!again.stderr.contains("Generating"), "nothing generated: {}", again.stderr);
+    assert!(!warning.contains("does not open"), "the same passphrase opens it: {warning}");
+    let kept = again.row();
+    assert_eq!(kept["status"], "kept");
+    for column in ["key_name", "sha256_fingerprint", "expires_at", "not_before", "cert_days", "has_passphrase"] {
+        assert_eq!(kept[column], first[column], "{column}");
+    }
     let after = (fs::read(slam.key_file("acme")).unwrap(), fs::read(slam.cert_file("acme")).unwrap());
     assert_eq!(before, after);
+    assert_eq!(kept["certificate_pem"], String::from_utf8(after.1).unwrap());
+
+    // Another passphrase is not applied, and the DBA is told so.
+    let other = slam.run_with_stdin(&["setup-jwt", "--key-name", "acme", "--password-stdin"], "another passphrase!");
+    let other = other.ok();
+    assert!(other.warnings().iter().any(|w| w.contains("does not open the existing private key")), "{}", other.stderr);
+    assert!(!other.all_output().contains("another passphrase!"));
+}
+
+#[test]
+fn the_certificate_comes_back_as_text_and_the_private_key_never_does() {
+    let slam = Slam::new();
+    let created = setup(&slam, "acme", &[]).ok();
+    let crt = fs::read_to_string(slam.cert_file("acme")).unwrap();
+    assert_eq!(created.row()["certificate_pem"], crt.as_str(), "ready to paste into a .crt file");
+    let listed = slam.run(&["--format", "json", "list-keys"]).ok();
+    assert_eq!(listed.row()["certificate_pem"], crt.as_str());
+    for run in [&created, &listed] {
+        assert!(run.all_output().contains("BEGIN CERTIFICATE"));
+        assert!(!run.all_output().contains("PRIVATE KEY"), "{}", run.all_output());
+    }
+    // The certificate the DBA copies is the one openssl reads from the file.
+    let path = slam.dir.path().join("copied.crt");
+    fs::write(&path, created.row()["certificate_pem"].as_str().unwrap()).unwrap();
+    let subject =
+        std::process::Command::new("openssl").args(["x509", "-noout", "-subject", "-in"]).arg(&path).output().unwrap();
+    assert!(String::from_utf8_lossy(&subject.stdout).contains("acme"), "{subject:?}");
 }
 
 #[test]
@@ -216,21 +256,26 @@ fn an_unusable_data_dir_is_reported() {
 }
 
 #[test]
-fn concurrent_setups_of_one_name_have_exactly_one_winner() {
+fn concurrent_setups_of_one_name_create_exactly_one_pair() {
     let slam = Slam::new();
     let children: Vec<_> = (0..4)
         .map(|_| {
-            let mut cmd = slam.command(&["setup-jwt", "--key-name", "race"]);
+            let mut cmd = slam.command(&["--format", "json", "setup-jwt", "--key-name", "race"]);
             cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
             cmd.spawn().unwrap()
         })
         .collect();
     let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
-    let winners = outputs.iter().filter(|o| o.status.success()).count();
-    assert_eq!(winners, 1, "exactly one setup may win");
-    for loser in outputs.iter().filter(|o| !o.status.success()) {
-        assert!(String::from_utf8_lossy(&loser.stderr).contains("SLAM error 50104"));
-    }
+    assert!(outputs.iter().all(|o| o.status.success()), "a re-run keeps the keypair and succeeds");
+    let mut statuses: Vec<String> = outputs
+        .iter()
+        .map(|o| {
+            let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            rows[0]["status"].as_str().unwrap().to_string()
+        })
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, ["created", "kept", "kept", "kept"], "exactly one setup creates the pair");
     let pem = fs::read_to_string(slam.key_file("race")).unwrap();
     let crt = fs::read_to_string(slam.cert_file("race")).unwrap();
     assert_eq!(private_key_public_der(&pem, None), certificate_public_der(&crt), "the pair must match");
@@ -297,7 +342,8 @@ fn no_passphrase_ever_appears_in_output_or_logs() {
     let slam = Slam::new();
     let mut seen = String::new();
     seen += &setup(&slam, "s", &["--password", PASS]).ok().all_output();
-    seen += &setup(&slam, "s", &["--password", PASS]).fails_with(50104).all_output();
+    seen += &setup(&slam, "s", &["--password", PASS]).ok().all_output();
+    seen += &setup(&slam, "s", &["--password", "Tr0ub4dor&3 other"]).ok().all_output();
     seen += &setup(&slam, "s", &["--password", PASS, "--force"]).ok().all_output();
     seen += &setup(&slam, "s", &["--password", PASS, "--cert-days", "0"]).fails_with(50102).all_output();
     seen += &slam.run(&["list-keys"]).ok().all_output();

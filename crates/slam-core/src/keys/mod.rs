@@ -35,8 +35,9 @@ pub const DEFAULT_CERT_DAYS: i64 = 365;
 /// Everything that can go wrong in the key vault.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    /// `@key_name` is not usable as a file name.
-    #[error("the key name {name:?} {reason}")]
+    /// `@key_name` is not usable as a file name. A name given by the caller is not
+    /// echoed: a passphrase passed in the wrong position lands in `@key_name`.
+    #[error("{} {reason}", if *from_host_name { format!("this machine's host name {name:?}") } else { "the `@key_name` given (not shown: it may be a secret passed in the wrong position)".to_string() })]
     InvalidName {
         /// The name as given.
         name: String,

@@ -6,7 +6,9 @@
 //! so a connection that could not be added cannot be used either. Secrets are
 //! sealed before they reach the store and unsealed only to log in.
 
-use super::login::{ConnectionArgs, ConnectionPlan, Credentials, LoginOutcome, login_and_test, validate};
+use super::login::{
+    AuthMethod, ConnectionArgs, ConnectionPlan, Credentials, LoginOutcome, check_username, login_and_test, validate,
+};
 use super::{Context, EXPIRY_WARNING_DAYS, key_error, rfc3339, utc, with_causes};
 use crate::data_dir::DataDir;
 use crate::keys::{CertificateState, KeyName};
@@ -35,7 +37,7 @@ pub struct AddConnectionArgs {
 }
 
 impl Context<'_> {
-    pub(super) fn store(&self) -> Result<SqliteStore, SlamError> {
+    pub(crate) fn store(&self) -> Result<SqliteStore, SlamError> {
         let data_dir = DataDir::open(&self.data_dir).map_err(|e| key_error(crate::keys::KeyError::DataDir(e)))?;
         let path = data_dir.path().join("slam.db");
         SqliteStore::open(&path).map_err(store_error)
@@ -83,7 +85,9 @@ pub async fn add_connection(
     args: AddConnectionArgs,
     sink: &mut dyn OutputSink,
 ) -> Result<(), SlamError> {
-    let username = args.connection.username.clone();
+    // Only a username-shaped value is logged: anything else may be a secret
+    // passed in the wrong position.
+    let username = args.connection.username.clone().map(|u| u.trim().to_string()).filter(|u| check_username(u).is_ok());
     let result = add_connection_inner(ctx, args, sink).await;
     if let Err(e) = &result {
         ctx.log_failure("add_connection", username.as_deref(), e);
@@ -113,9 +117,14 @@ async fn add_connection_inner(
     let (tested, test_message) = if args.skip_test {
         if let Credentials::Jwt { key_name, key_password, .. } = &plan.credentials {
             // No network, but the keypair must at least be usable.
-            ctx.vault()?
+            let (_, cert) = ctx
+                .vault()?
                 .load_signing_key(key_name, key_password.as_ref(), ctx.clock.now(), ctx.unlocked_keys())
                 .map_err(key_error)?;
+            let days = cert.days_left(ctx.clock.now());
+            if days < EXPIRY_WARNING_DAYS {
+                sink.warning(&super::renewal_warning(key_name.as_str(), days, cert.not_after));
+            }
         }
         sink.warning(&format!(
             "Connection test skipped (`@skip_test = 1`): the connection for {} is stored UNTESTED. Run \
@@ -206,6 +215,17 @@ pub fn list_connections(ctx: &Context<'_>, sink: &mut dyn OutputSink) -> Result<
     Ok(())
 }
 
+/// The warning for a stored security-token connection: when SOAP `login()` stops
+/// working, and what to do.
+fn soap_retirement_note(username: &str) -> String {
+    format!(
+        "Connection {username} uses security_token (SOAP API login()), which Salesforce retires in the Summer '27 \
+         release (expected June 2027): from then its logins fail, and API 65.0 and later already refuse it. Move it \
+         to JWT Bearer: SLAM_setup_jwt, then SLAM_add_connection @username = '{username}', @auth_method = \
+         'jwt_bearer', ..."
+    )
+}
+
 /// Warnings about certificates are reported by list, not by add (which has its own).
 struct NoWarnings;
 impl OutputSink for NoWarnings {
@@ -234,6 +254,8 @@ fn connections_result(
         ("last_test_ok", ColumnType::Bool),
         ("last_test_message", ColumnType::Text),
         ("cert_expires_at", ColumnType::DateTime),
+        ("created_at", ColumnType::DateTime),
+        ("updated_at", ColumnType::DateTime),
     ]);
     let vault = ctx.vault().ok();
     let now = ctx.clock.now();
@@ -252,10 +274,9 @@ fn connections_result(
                             ));
                         } else if cert.days_left(now) < EXPIRY_WARNING_DAYS {
                             sink.warning(&format!(
-                                "The certificate of `{name}` (connection {}) expires in {} days, on {}.",
+                                "Connection {}: {}",
                                 r.username,
-                                cert.days_left(now),
-                                utc(cert.not_after)
+                                super::renewal_warning(name, cert.days_left(now), cert.not_after)
                             ));
                         }
                         rfc3339(cert.not_after)
@@ -272,6 +293,9 @@ fn connections_result(
             },
             _ => Value::Null,
         };
+        if r.auth_method == AuthMethod::SecurityToken.as_str() {
+            sink.warning(&soap_retirement_note(&r.username));
+        }
         let is_active = active.is_some_and(|a| a.eq_ignore_ascii_case(&r.username));
         result.push(vec![
             r.username.clone().into(),
@@ -288,6 +312,8 @@ fn connections_result(
             r.last_test_ok.into(),
             r.last_test_message.clone().into(),
             cert_expires_at,
+            r.created_at.clone().into(),
+            r.updated_at.clone().into(),
         ]);
     }
     result
@@ -306,6 +332,10 @@ pub fn use_connection_username(ctx: &Context<'_>, username: &str, sink: &mut dyn
     sink.info(&format!(
         "Activated {active}: SLAM_Settings.Username = '{active}'. All future Speediful operations run as this user."
     ));
+    // What will stop this connection working soon is worth saying now.
+    if let Some(record) = store.get(&active).map_err(store_error)? {
+        connections_result(ctx, &[record], Some(&active), sink);
+    }
     Ok(())
 }
 
@@ -455,7 +485,7 @@ pub fn settings(ctx: &Context<'_>, sink: &mut dyn OutputSink) -> Result<(), Slam
     Ok(())
 }
 
-fn store_error(error: StoreError) -> SlamError {
+pub(super) fn store_error(error: StoreError) -> SlamError {
     let message = with_causes(&error);
     match error {
         StoreError::NotFound { known, .. } if known.is_empty() => {

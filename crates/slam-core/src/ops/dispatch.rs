@@ -57,9 +57,9 @@ pub async fn dispatch(ctx: &Context<'_>, request: Request, sink: &mut dyn Output
             super::add_connection(ctx, add, sink).await
         }
         "list_connections" => super::list_connections(ctx, sink),
-        "use_connection_username" => super::use_connection_username(ctx, &args.required_text("username")?, sink),
-        "test_connection" => super::test_connection(ctx, &args.required_text("username")?, sink).await,
-        "remove_connection" => super::remove_connection(ctx, &args.required_text("username")?, sink),
+        "use_connection_username" => super::use_connection_username(ctx, &args.username()?, sink),
+        "test_connection" => super::test_connection(ctx, &args.username()?, sink).await,
+        "remove_connection" => super::remove_connection(ctx, &args.username()?, sink),
         "settings" => super::settings(ctx, sink),
         other => {
             Err(SlamError::new(ErrorCode::Internal, format!("operation `{other}` is catalogued but not dispatched")))
@@ -147,6 +147,14 @@ impl Args {
 
     fn required_text(&self, name: &str) -> Result<String, SlamError> {
         self.text(name).filter(|s| !s.trim().is_empty()).ok_or_else(|| self.missing(name))
+    }
+
+    /// A stored connection's `@username`, refused unechoed unless it is shaped
+    /// like one.
+    fn username(&self) -> Result<String, SlamError> {
+        let username = self.required_text("username")?;
+        super::login::check_username(username.trim())?;
+        Ok(username)
     }
 
     /// Secrets are read like text; the catalogue marks them so nothing echoes them.

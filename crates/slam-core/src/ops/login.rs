@@ -2,7 +2,7 @@
 //! store nothing. The parameter validation here is the one `SLAM_add_connection`
 //! uses, so both refuse the same inputs with the same messages.
 
-use super::{Context, key_error, utc, with_causes};
+use super::{Context, key_error, with_causes};
 use crate::keys::{KeyName, KeyVault};
 use crate::salesforce::{
     self, ConnectionTest, DomainError, JwtAttempt, LoginDomain, LoginError, SalesforceClient, Session,
@@ -96,6 +96,25 @@ impl ConnectionPlan {
     }
 }
 
+/// Refuses a `@username` that is not shaped like a Salesforce username (which has
+/// the form of an email address) without echoing it: positional arguments in the
+/// wrong order put a password there, and it must reach neither SSMS nor SLAM_Log.
+pub(crate) fn check_username(username: &str) -> Result<(), SlamError> {
+    let shaped = username.len() <= 255
+        && !username.chars().any(|c| c.is_whitespace() || c.is_control())
+        && username.split_once('@').is_some_and(|(user, host)| !user.is_empty() && host.contains('.'));
+    if shaped {
+        Ok(())
+    } else {
+        Err(SlamError::new(
+            ErrorCode::InvalidArgument,
+            "`@username` is not a Salesforce username, which has the form of an email address (the value is not \
+             shown: it may be a secret passed in the wrong position)",
+        )
+        .with_hint("give the user's Salesforce username, e.g. @username = 'etl@acme.com', and name the parameters"))
+    }
+}
+
 /// Validates every parameter for the chosen method before anything else happens.
 /// Notes about ignored parameters go to `sink` as warnings.
 pub fn validate(args: ConnectionArgs, sink: &mut dyn OutputSink) -> Result<ConnectionPlan, SlamError> {
@@ -103,15 +122,21 @@ pub fn validate(args: ConnectionArgs, sink: &mut dyn OutputSink) -> Result<Conne
         None => AuthMethod::SecurityToken,
         Some(m) if m == "jwt_bearer" => AuthMethod::JwtBearer,
         Some(m) if m == "security_token" => AuthMethod::SecurityToken,
-        Some(other) => {
+        // The value is never echoed: positional arguments shifted by one put the
+        // password or the token here.
+        Some(_) => {
             return Err(SlamError::new(
                 ErrorCode::AuthMethodInvalid,
-                format!("`@auth_method` {other:?} is not supported"),
+                "`@auth_method` is neither 'jwt_bearer' nor 'security_token' (the value is not shown: it may be a \
+                 secret passed in the wrong position)",
             )
-            .with_hint("use 'jwt_bearer' (recommended) or 'security_token'"));
+            .with_hint("use 'jwt_bearer' (recommended) or 'security_token', and name the parameters"));
         }
     };
     let username = args.username.map(|u| u.trim().to_string()).filter(|u| !u.is_empty());
+    if let Some(given) = &username {
+        check_username(given)?;
+    }
     let present = |v: &Option<String>| v.as_ref().is_some_and(|s| !s.trim().is_empty());
     let mut missing = Vec::new();
     if username.is_none() {
@@ -274,11 +299,7 @@ pub async fn login_and_test(
             }
             let days = cert.days_left(ctx.clock.now());
             if days < super::EXPIRY_WARNING_DAYS {
-                sink.warning(&format!(
-                    "The certificate of `{key_name}` expires in {days} days ({}). Renew it with SLAM_setup_jwt \
-                     @key_name = '{key_name}', @force = 1 and upload the new certificate before then.",
-                    utc(cert.not_after)
-                ));
+                sink.warning(&super::renewal_warning(key_name.as_str(), days, cert.not_after));
             }
             sink.info(&format!(
                 "Logging in to {} as {} (JWT Bearer, key `{key_name}`)...",
