@@ -47,6 +47,12 @@ pub enum SealError {
         /// The file.
         path: PathBuf,
     },
+    /// The master key file is gone while the store holds secrets sealed under it.
+    #[error("the master key {} is missing, but the store holds secrets sealed under it", path.display())]
+    KeyMissing {
+        /// The file.
+        path: PathBuf,
+    },
     /// A sealed value does not open with this master key (copied store, or moved between rows).
     #[error("a stored secret cannot be decrypted with this machine's master key")]
     Unseal,
@@ -62,14 +68,19 @@ pub struct MasterKey {
 }
 
 impl MasterKey {
-    /// Loads `DATA_DIR/master.key`, creating it on first use.
-    pub fn load_or_create(data_dir: &Path) -> Result<Self, SealError> {
+    /// Loads `DATA_DIR/master.key`, creating it on first use. With `may_create`
+    /// false (the store already holds sealed secrets) a missing key is an error:
+    /// a new one would make every stored secret unreadable, silently.
+    pub fn load_or_create(data_dir: &Path, may_create: bool) -> Result<Self, SealError> {
         let path = data_dir.join("master.key");
         let key_error = |source| SealError::KeyFile { path: path.clone(), source };
         let _lock = FileLock::acquire(&data_dir.join(".master.key.lock"), fs_private::LOCK_WAIT).map_err(key_error)?;
         let rng = SystemRandom::new();
         let bytes = match std::fs::read(&path) {
             Ok(file) => unwrap_key_file(&file).ok_or_else(|| SealError::KeyUnreadable { path: path.clone() })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !may_create => {
+                return Err(SealError::KeyMissing { path: path.clone() });
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let mut fresh = Zeroizing::new([0u8; 32]);
                 rng.fill(fresh.as_mut()).map_err(|_| SealError::Random)?;
@@ -150,6 +161,9 @@ fn unwrap_key_file(file: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     let rest = file.strip_prefix(KEY_FILE_MAGIC.as_slice())?;
     let (scheme, body) = rest.split_first()?;
     let key = match *scheme {
+        // On Windows SLAM only ever writes DPAPI-wrapped keys: a raw key there was
+        // planted by someone else, who would then know every sealed secret.
+        #[cfg(not(windows))]
         SCHEME_RAW => Zeroizing::new(body.to_vec()),
         #[cfg(windows)]
         SCHEME_DPAPI => Zeroizing::new(slam_windows::dpapi_unprotect(body).ok()?),
@@ -166,7 +180,7 @@ mod tests {
     #[test]
     fn sealed_values_open_only_for_their_row_and_purpose() {
         let dir = tempfile::tempdir().unwrap();
-        let key = MasterKey::load_or_create(dir.path()).unwrap();
+        let key = MasterKey::load_or_create(dir.path(), true).unwrap();
         let blob = key.seal("password", "A@acme.com", "hunter2 & <more>").unwrap();
         assert!(!blob.windows(7).any(|w| w == b"hunter2"), "ciphertext must not contain the plaintext");
         assert_eq!(key.open("password", "a@ACME.com", &blob).unwrap().expose_secret(), "hunter2 & <more>");
@@ -181,14 +195,14 @@ mod tests {
     #[test]
     fn the_key_persists_and_another_machines_key_cannot_open() {
         let dir = tempfile::tempdir().unwrap();
-        let blob = MasterKey::load_or_create(dir.path()).unwrap().seal("token", "u", "TOKEN").unwrap();
-        let again = MasterKey::load_or_create(dir.path()).unwrap();
+        let blob = MasterKey::load_or_create(dir.path(), true).unwrap().seal("token", "u", "TOKEN").unwrap();
+        let again = MasterKey::load_or_create(dir.path(), true).unwrap();
         assert_eq!(again.open("token", "u", &blob).unwrap().expose_secret(), "TOKEN");
         let elsewhere = tempfile::tempdir().unwrap();
-        let other = MasterKey::load_or_create(elsewhere.path()).unwrap();
+        let other = MasterKey::load_or_create(elsewhere.path(), true).unwrap();
         assert!(matches!(other.open("token", "u", &blob), Err(SealError::Unseal)));
         std::fs::write(dir.path().join("master.key"), b"garbage").unwrap();
-        assert!(matches!(MasterKey::load_or_create(dir.path()), Err(SealError::KeyUnreadable { .. })));
+        assert!(matches!(MasterKey::load_or_create(dir.path(), true), Err(SealError::KeyUnreadable { .. })));
     }
 
     #[cfg(unix)]
@@ -196,7 +210,7 @@ mod tests {
     fn the_key_file_is_owner_only() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        MasterKey::load_or_create(dir.path()).unwrap();
+        MasterKey::load_or_create(dir.path(), true).unwrap();
         let mode = std::fs::metadata(dir.path().join("master.key")).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }

@@ -42,8 +42,21 @@ impl SqliteStore {
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
+        // Deleted or replaced rows (sealed secrets among them) are overwritten with
+        // zeros rather than left in free pages.
+        conn.pragma_update(None, "secure_delete", "ON").map_err(open_error)?;
         conn.execute_batch(sql::SCHEMA).map_err(open_error)?;
         Ok(Self { conn })
+    }
+
+    /// Copies the WAL into the database file and truncates it, so the page images
+    /// that still held a removed or replaced secret are gone from both files. Best
+    /// effort: a reader in another process can hold back part of it until the next
+    /// write's checkpoint.
+    fn purge_wal(&self) {
+        if let Err(e) = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+            tracing::debug!(error = %e, "checkpoint after removing a secret failed");
+        }
     }
 
     /// A store in memory (tests).
@@ -149,6 +162,11 @@ impl Store for SqliteStore {
             insert_log(tx, log)?;
             Ok(SaveOutcome { replaced })
         })
+        .inspect(|outcome| {
+            if outcome.replaced {
+                self.purge_wal();
+            }
+        })
     }
 
     fn get(&mut self, username: &str) -> Result<Option<ConnectionRecord>, StoreError> {
@@ -192,6 +210,7 @@ impl Store for SqliteStore {
             insert_log(tx, log)?;
             Ok(RemoveOutcome { was_active: cleared > 0 })
         })
+        .inspect(|_| self.purge_wal())
     }
 
     fn record_test(&mut self, username: &str, t: &TestResult, log: &LogEntry) -> Result<(), StoreError> {
@@ -254,5 +273,44 @@ mod tests {
         let mut again = SqliteStore::open(&path).unwrap();
         assert_eq!(again.get("persist@acme.com").unwrap(), Some(record));
         assert_eq!(again.active_username().unwrap().as_deref(), Some("persist@acme.com"));
+    }
+}
+
+#[cfg(test)]
+mod purge_tests {
+    use super::*;
+
+    /// Every byte SQLite keeps for the store at `path` (main file, WAL, shared memory).
+    fn file_bytes(path: &Path) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for suffix in ["", "-wal", "-shm"] {
+            bytes.extend(std::fs::read(format!("{}{suffix}", path.display())).unwrap_or_default());
+        }
+        bytes
+    }
+
+    fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn removed_and_replaced_secrets_leave_no_bytes_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("slam.db");
+        let mut store = SqliteStore::open(&path).unwrap();
+        let old_secret = b"OLD-SEALED-SECRET-0123456789".to_vec();
+        let new_secret = b"NEW-SEALED-SECRET-9876543210".to_vec();
+        let mut record = crate::conformance::record("purge@acme.com");
+        record.password_sealed = Some(old_secret.clone());
+        store.save_and_activate(&record, &crate::conformance::log("add_connection")).unwrap();
+        assert!(holds(&file_bytes(&path), &old_secret), "the test can see a stored secret");
+
+        record.password_sealed = Some(new_secret.clone());
+        store.save_and_activate(&record, &crate::conformance::log("add_connection")).unwrap();
+        assert!(!holds(&file_bytes(&path), &old_secret), "a replaced secret stayed on disk");
+        store.remove("purge@acme.com", &crate::conformance::log("remove_connection")).unwrap();
+        let bytes = file_bytes(&path);
+        assert!(!holds(&bytes, &old_secret), "a replaced secret stayed on disk");
+        assert!(!holds(&bytes, &new_secret), "a removed secret stayed on disk");
     }
 }

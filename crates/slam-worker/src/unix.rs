@@ -14,13 +14,24 @@ pub struct Listener {
 }
 
 /// Binds the socket at `path` with mode 0660; `allowed_uids` plus the worker's
-/// own uid may connect. A stale socket file (nobody listening) is replaced; a live
-/// one is an error, so two workers never share a path. The parent directory must
+/// own uid may connect. A stale socket (nobody listening) is replaced; a live one is
+/// an error, so two workers never share a path; anything else at the path (a file,
+/// a directory, a link) is an error and is left alone. The parent directory must
 /// exist (`/run/speediful` is created by the service manager, e.g. systemd's
 /// `RuntimeDirectory=`).
 pub fn bind(path: &Path, allowed_uids: &[u32]) -> std::io::Result<Listener> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    if path.exists() {
+    // `symlink_metadata`: a link planted at the path is judged as the link, never
+    // followed to whatever it points at.
+    if let Ok(existing) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !existing.file_type().is_socket() {
+            // A misconfigured path must never delete a file (the store, a key).
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket; refusing to replace it", path.display()),
+            ));
+        }
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::AddrInUse,
@@ -59,4 +70,30 @@ pub async fn run(listener: Listener, worker: Arc<Worker>, shutdown: impl Future<
         Ok((stream, peer))
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_a_stale_socket_is_ever_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("slam.db");
+        std::fs::write(&file, b"precious").unwrap();
+        let err = bind(&file, &[]).err().unwrap();
+        assert!(err.to_string().contains("not a socket"), "{err}");
+        assert_eq!(std::fs::read(&file).unwrap(), b"precious");
+
+        let link = dir.path().join("link.sock");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert!(bind(&link, &[]).is_err());
+        assert_eq!(std::fs::read(&file).unwrap(), b"precious", "a link is not followed");
+
+        let socket = dir.path().join("w.sock");
+        drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+        let live = bind(&socket, &[]).unwrap();
+        assert!(bind(&socket, &[]).err().unwrap().to_string().contains("another SLAM worker"));
+        drop(live);
+    }
 }

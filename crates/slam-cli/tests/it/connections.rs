@@ -259,7 +259,7 @@ fn a_store_copied_without_its_master_key_reveals_nothing_and_says_why() {
     let mut cmd = elsewhere.command(&["test-connection", "--username", SOAP_USER]);
     cmd.arg("--ca-file").arg(&w.ca_file).arg("--resolve").arg(w.fake.resolve_spec());
     let run = crate::support::run(cmd).fails_with(50006);
-    assert!(run.stderr.contains("add the connection again"), "{}", run.stderr);
+    assert!(run.stderr.contains("restore master.key") && run.stderr.contains("add it again"), "{}", run.stderr);
     // The listing still works there: it needs no secret.
     let list = crate::support::run(elsewhere.command(&["--format", "json", "list-connections"])).ok();
     assert_eq!(list.json().as_array().unwrap().len(), 1);
@@ -377,4 +377,20 @@ fn a_secret_given_in_the_wrong_parameter_is_never_echoed_or_logged() {
         assert!(run.stderr.contains("not shown"), "says why it is not shown: {}", run.stderr);
     }
     assert!(!contains(&w.store_bytes(), "Hunter2"), "written to the store or SLAM_Log");
+}
+
+#[test]
+fn a_lost_master_key_is_reported_never_silently_replaced() {
+    let w = World::new().with_soap_user();
+    w.add_soap(SOAP_USER, &[]).ok();
+    let master = w.slam.data_dir().join("master.key");
+    std::fs::remove_file(&master).unwrap();
+    let run = w.slam(&["test-connection", "--username", SOAP_USER], &[]).fails_with(50006);
+    assert!(run.stderr.contains("restore master.key"), "{}", run.stderr);
+    w.add_jwt(&[]).fails_with(50006);
+    assert!(!master.exists(), "a new key would make every stored secret unreadable");
+    // Once no sealed secret is left, a fresh key is made again.
+    w.slam(&["remove-connection", "--username", SOAP_USER], &[]).ok();
+    w.add_jwt(&[]).ok();
+    assert!(master.exists());
 }

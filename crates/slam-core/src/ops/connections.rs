@@ -43,9 +43,16 @@ impl Context<'_> {
         SqliteStore::open(&path).map_err(store_error)
     }
 
-    fn master_key(&self) -> Result<MasterKey, SlamError> {
+    /// The master key; created only while `store` holds no sealed secret, since a
+    /// new key would silently make every existing one unreadable.
+    fn master_key(&self, store: &mut SqliteStore) -> Result<MasterKey, SlamError> {
         let data_dir = DataDir::open(&self.data_dir).map_err(|e| key_error(crate::keys::KeyError::DataDir(e)))?;
-        MasterKey::load_or_create(data_dir.path()).map_err(seal_error)
+        let sealed = store
+            .list()
+            .map_err(store_error)?
+            .iter()
+            .any(|r| r.password_sealed.is_some() || r.token_sealed.is_some() || r.key_password_sealed.is_some());
+        MasterKey::load_or_create(data_dir.path(), !sealed).map_err(seal_error)
     }
 
     fn log(&self, operation: &str, username: Option<&str>, result: Result<&str, &SlamError>) -> LogEntry {
@@ -112,7 +119,7 @@ async fn add_connection_inner(
     let plan = validate(args.connection, sink)?;
     // The store must be usable before anything is sent to Salesforce.
     let mut store = ctx.store()?;
-    let master = ctx.master_key()?;
+    let master = ctx.master_key(&mut store)?;
 
     let (tested, test_message) = if args.skip_test {
         if let Credentials::Jwt { key_name, key_password, .. } = &plan.credentials {
@@ -431,7 +438,7 @@ fn plan_from_record(
     r: &ConnectionRecord,
     sink: &mut dyn OutputSink,
 ) -> Result<ConnectionPlan, SlamError> {
-    let master = ctx.master_key()?;
+    let master = ctx.master_key(&mut ctx.store()?)?;
     let open = |purpose: &str, blob: &Option<Vec<u8>>| {
         blob.as_ref().map(|b| master.open(purpose, &r.username, b)).transpose().map_err(seal_error)
     };
@@ -505,6 +512,11 @@ fn seal_error(error: SealError) -> SlamError {
         SealError::Unseal => SlamError::new(ErrorCode::SecretsUnreadable, message).with_hint(
             "the store's secrets were sealed with another master key (DATA_DIR/master.key replaced, or the \
                         store copied from another machine): add the connection again with SLAM_add_connection",
+        ),
+        SealError::KeyMissing { .. } => SlamError::new(ErrorCode::SecretsUnreadable, message).with_hint(
+            "restore master.key from the backup of the SLAM data directory; SLAM will not make a new one while \
+             sealed secrets exist. If no backup exists, remove each connection (SLAM_remove_connection) and add it \
+             again",
         ),
         SealError::KeyUnreadable { .. } => SlamError::new(ErrorCode::SecretsUnreadable, message).with_hint(
             "on Windows the master key opens only for the account that created it (normally the SLAM service \
