@@ -56,7 +56,7 @@ struct Cli {
     ca_file: Option<PathBuf>,
 
     /// Proxy URL for Salesforce (otherwise HTTPS_PROXY / HTTP_PROXY / NO_PROXY apply).
-    #[arg(long, global = true, env = "SLAM_PROXY", value_name = "URL")]
+    #[arg(long, global = true, env = "SLAM_PROXY", hide_env_values = true, value_name = "URL")]
     proxy: Option<String>,
 
     /// Seconds one Salesforce request may take, answer included.

@@ -207,6 +207,17 @@ impl FakeSalesforce {
         state.fail_status = status;
     }
 
+    /// Every later login answers with `url` as its `instance_url` (`None` restores
+    /// the org's own): a tampered or misdirected answer.
+    pub fn tamper_instance_url(&self, url: Option<&str>) {
+        self.shared.lock().tampered_instance_url = url.map(str::to_string);
+    }
+
+    /// The next `n` requests (any route) are answered 200 with a 2 MiB body.
+    pub fn oversize_next(&self, n: usize) {
+        self.shared.lock().oversize_next = n;
+    }
+
     /// Delays every answer by `d` (`Duration::ZERO` to turn off).
     pub fn set_latency(&self, d: Duration) {
         self.shared.lock().latency = d;

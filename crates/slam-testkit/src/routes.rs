@@ -121,6 +121,12 @@ pub(crate) fn injected_failure(status: u16) -> Response<Body> {
     with_type(status, "text/html;charset=UTF-8", body)
 }
 
+/// What `oversize_next` answers: a 200 whose body (2 MiB) is larger than any client
+/// should accept from Salesforce.
+pub(crate) fn oversized_answer() -> Response<Body> {
+    with_type(StatusCode::OK, "application/json", format!("{{\"padding\":\"{}\"}}", "x".repeat(2 << 20)))
+}
+
 fn oauth_error(error: &str, description: &str) -> Response<Body> {
     json_response(StatusCode::BAD_REQUEST, &json!({"error": error, "error_description": description}))
 }
@@ -268,7 +274,7 @@ fn token(state: &mut State, host: &str, req: &Req) -> Response<Body> {
         &json!({
             "access_token": access_token,
             "scope": "api",
-            "instance_url": org.instance_url(),
+            "instance_url": state.tampered_instance_url.clone().unwrap_or_else(|| org.instance_url()),
             "id": format!("{}/id/{}/{}", org.login_url(), org.org_id, user_id),
             "token_type": "Bearer",
             "issued_at": issued_at.to_string(),

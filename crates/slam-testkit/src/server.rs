@@ -45,6 +45,10 @@ pub(crate) struct State {
     /// Successful SOAP logins per lower-cased username.
     pub soap_logins: HashMap<String, u32>,
     pub login_rate_limit: u32,
+    /// Answered as `instance_url` by every login instead of the org's own.
+    pub tampered_instance_url: Option<String>,
+    /// The next this many requests get a 200 with a body of 2 MiB.
+    pub oversize_next: usize,
     pub panics: Vec<String>,
     #[cfg(test)]
     pub panic_next: bool,
@@ -65,6 +69,8 @@ impl State {
             sessions: HashMap::new(),
             soap_logins: HashMap::new(),
             login_rate_limit: 3600,
+            tampered_instance_url: None,
+            oversize_next: 0,
             panics: Vec::new(),
             #[cfg(test)]
             panic_next: false,
@@ -250,6 +256,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         if state.fail_next > 0 {
             state.fail_next -= 1;
             return routes::injected_failure(state.fail_status);
+        }
+        if state.oversize_next > 0 {
+            state.oversize_next -= 1;
+            return routes::oversized_answer();
         }
         #[cfg(test)]
         if std::mem::take(&mut state.panic_next) {

@@ -200,7 +200,7 @@ pub(crate) fn login(state: &mut State, host: &str, version: &str, body: &str) ->
     let (user, org) = (user.clone(), org.clone());
     *state.soap_logins.entry(key).or_insert(0) += 1;
     let session_id = issue_session(state, &org, "AQ", user.password_expired);
-    let instance = org.instance_url();
+    let instance = state.tampered_instance_url.clone().unwrap_or_else(|| org.instance_url());
     let org15 = org.org_id15();
     let body = format!(
         concat!(

@@ -515,3 +515,23 @@ fn an_explicit_proxy_and_the_https_proxy_variable_are_used() {
     crate::support::run(cmd).ok();
     assert!(proxy.connects().len() > before, "HTTPS_PROXY was not used: {:?}", proxy.connects());
 }
+
+#[test]
+fn a_token_is_never_sent_to_a_host_outside_salesforce_and_huge_answers_are_refused() {
+    let w = World::new();
+    w.fake.add_user(User::new("soap@acme.com", &w.prod).with_password("pw").with_security_token("TOK"));
+    for tampered in ["https://collector.evil.example", "https://acme.my.salesforce.com.evil.example"] {
+        w.fake.tamper_instance_url(Some(tampered));
+        let run = w.jwt("acme.my", USER).fails_with(50305);
+        assert!(run.stderr.contains("not a Salesforce host"), "{}", run.stderr);
+        w.soap("soap@acme.com", "pw", "TOK", &["--domain", "acme.my"]).fails_with(50305);
+        // Nothing followed the login: the REST probe would carry the token.
+        assert!(w.fake.requests().iter().all(|r| !r.path.starts_with("/services/data/v")), "token sent on");
+    }
+    w.fake.tamper_instance_url(None);
+    w.jwt("acme.my", USER).ok();
+
+    w.fake.oversize_next(1);
+    let run = w.jwt("acme.my", USER).fails_with(50305);
+    assert!(run.stderr.contains("larger than 1048576 bytes"), "{}", run.stderr);
+}

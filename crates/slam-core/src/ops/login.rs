@@ -399,6 +399,16 @@ pub(super) fn login_error(error: LoginError, plan: &ConnectionPlan, vault: Optio
             SlamError::new(ErrorCode::SalesforceUnavailable, message)
                 .with_hint("Salesforce or a proxy is failing; check status.salesforce.com and try again later")
         }
+        LoginError::ForeignInstance { .. } => SlamError::new(ErrorCode::SalesforceUnexpectedResponse, message).with_hint(
+            "no session was used. Something between this server and Salesforce (a proxy rewriting answers, a DNS \
+             override) answered the login; check the proxy and DNS settings",
+        ),
+        LoginError::Transport(TransportError::TooLarge { .. }) => {
+            SlamError::new(ErrorCode::SalesforceUnexpectedResponse, message).with_hint(
+                "something between this server and Salesforce (a proxy, a captive portal) answered instead of \
+                 Salesforce; check the proxy settings",
+            )
+        }
         LoginError::Transport(_) => SlamError::new(ErrorCode::SalesforceUnreachable, message).with_hint(format!(
             "check DNS and outbound HTTPS to {} from this server (firewall, proxy: HTTPS_PROXY or `--proxy`), and `@domain`",
             plan.domain.host()

@@ -56,14 +56,15 @@ impl std::fmt::Debug for HttpSettings {
 }
 
 /// `http://user:pass@proxy:8080` → `http://***@proxy:8080`: proxy URLs may carry
-/// credentials, which must not reach a message or a log.
+/// credentials, which must not reach a message or a log. Everything up to the
+/// *last* `@` is hidden: people type passwords with `/`, `?` or `#` unencoded, which
+/// a URL parser would take for the end of the credentials and print the rest. A
+/// proxy URL has no path, so hiding one that contains `@` loses nothing.
 pub fn redact_url(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((_, host)) if scheme.is_empty() => format!("***@{host}{path}"),
-        Some((_, host)) => format!("{scheme}://***@{host}{path}"),
+    match rest.rsplit_once('@') {
+        Some((_, host)) if scheme.is_empty() => format!("***@{host}"),
+        Some((_, host)) => format!("{scheme}://***@{host}"),
         None => url.to_string(),
     }
 }
@@ -233,6 +234,14 @@ pub enum TransportError {
         /// How many attempts were made.
         attempts: u32,
     },
+    /// The answer's body exceeded [`MAX_RESPONSE_BODY`].
+    #[error("{host} sent an answer larger than {limit} bytes")]
+    TooLarge {
+        /// The host.
+        host: String,
+        /// The limit.
+        limit: usize,
+    },
     /// Anything else reqwest reports.
     #[error("the request to {host} failed")]
     Other {
@@ -310,11 +319,36 @@ pub async fn send(
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("")
                     .to_string();
-                let body = response.text().await.map_err(|e| classify(host, e, settings))?;
+                let body = read_body(host, response, settings).await?;
                 Ok(Answer { status, date, content_type, body })
             }
         };
     }
+}
+
+/// The largest response body read from Salesforce. Its answers to a login or a
+/// version listing are a few kilobytes; a body beyond this is not Salesforce's, and
+/// must not make the worker allocate without bound.
+pub const MAX_RESPONSE_BODY: usize = 1024 * 1024;
+
+/// Reads the body chunk by chunk, giving up past [`MAX_RESPONSE_BODY`].
+async fn read_body(
+    host: &str,
+    mut response: reqwest::Response,
+    settings: &HttpSettings,
+) -> Result<String, TransportError> {
+    let too_large = || TransportError::TooLarge { host: host.to_string(), limit: MAX_RESPONSE_BODY };
+    if response.content_length().is_some_and(|n| n > MAX_RESPONSE_BODY as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| classify(host, e, settings))? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BODY {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 fn classify(host: &str, error: reqwest::Error, settings: &HttpSettings) -> TransportError {
@@ -353,7 +387,11 @@ mod tests {
     #[test]
     fn proxy_credentials_are_redacted() {
         assert_eq!(redact_url("http://bob:s3cret@proxy.corp:8080"), "http://***@proxy.corp:8080");
-        assert_eq!(redact_url("http://proxy.corp:8080/path@x"), "http://proxy.corp:8080/path@x");
+        for password in ["pa/ss", "p?w", "p#w", "a@b/c"] {
+            let redacted = redact_url(&format!("http://bob:{password}@proxy.corp:8080"));
+            assert_eq!(redacted, "http://***@proxy.corp:8080", "{password}");
+        }
+        assert_eq!(redact_url("bob:pa/ss@proxy.corp:8080"), "***@proxy.corp:8080");
         assert_eq!(redact_url("http://proxy.corp:8080"), "http://proxy.corp:8080");
         let settings = HttpSettings { proxy: Some("http://bob:s3cret@p:1".into()), ..HttpSettings::default() };
         assert!(!format!("{settings:?}").contains("s3cret"));

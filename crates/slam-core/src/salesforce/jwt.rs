@@ -97,10 +97,12 @@ pub(super) async fn login(
                 status: 200,
                 snippet: super::describe_success_body(&answer),
             })?;
+            let instance_url = success.instance_url.trim_end_matches('/').to_string();
+            super::check_instance_url(&instance_url)?;
             let (org_id, user_id) = ids_from_identity_url(&success.id);
             let session = Session {
                 access_token: secret(success.access_token),
-                instance_url: success.instance_url.trim_end_matches('/').to_string(),
+                instance_url,
                 org_id,
                 user_id,
                 audience: Some(audience),

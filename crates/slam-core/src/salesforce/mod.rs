@@ -49,9 +49,31 @@ pub struct Session {
     pub audience: Option<String>,
 }
 
+/// The domains Salesforce serves orgs from (commercial, government, legacy).
+const SALESFORCE_HOST_SUFFIXES: &[&str] = &[".salesforce.com", ".force.com", ".cloudforce.com", ".salesforce.mil"];
+
+/// Checks the `instance_url` a login returned before any bearer token is sent to it:
+/// HTTPS, no credentials, the default port, and a host under a Salesforce domain.
+/// Whatever answered the login (a proxy that rewrites answers, a misdirected DNS
+/// entry) must not be able to collect the token by naming its own host.
+pub(crate) fn check_instance_url(instance_url: &str) -> Result<(), LoginError> {
+    let foreign = || LoginError::ForeignInstance { instance_url: instance_url.chars().take(200).collect() };
+    let url = reqwest::Url::parse(instance_url).map_err(|_| foreign())?;
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    let salesforce = SALESFORCE_HOST_SUFFIXES.iter().any(|suffix| host.ends_with(suffix));
+    let plain = url.scheme() == "https" && url.username().is_empty() && url.password().is_none();
+    if salesforce && plain && url.port().is_none() { Ok(()) } else { Err(foreign()) }
+}
+
 /// How a login failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
+    /// The login answered with an `instance_url` outside Salesforce's domains.
+    #[error("the login answered with an instance URL that is not a Salesforce host: {instance_url}")]
+    ForeignInstance {
+        /// The URL (at most 200 characters of it).
+        instance_url: String,
+    },
     /// The HTTPS client could not be built from the settings.
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -185,5 +207,32 @@ fn snippet(body: &str) -> String {
     match trimmed.char_indices().nth(200) {
         Some((i, _)) => format!("{}…", &trimmed[..i]),
         None => trimmed.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_goes_only_to_salesforce_hosts() {
+        for good in [
+            "https://acme.my.salesforce.com",
+            "https://acme--dev.sandbox.my.salesforce.com",
+            "https://na1.salesforce.com",
+        ] {
+            assert!(check_instance_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://acme.my.salesforce.com",
+            "https://acme.my.salesforce.com.evil.example",
+            "https://evil.example/acme.my.salesforce.com",
+            "https://user:pw@acme.my.salesforce.com",
+            "https://acme.my.salesforce.com:8443",
+            "https://salesforce.com.evil.example",
+            "not a url",
+        ] {
+            assert!(matches!(check_instance_url(bad), Err(LoginError::ForeignInstance { .. })), "{bad}");
+        }
     }
 }

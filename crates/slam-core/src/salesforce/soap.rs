@@ -112,6 +112,7 @@ pub(super) async fn login(
             Some(i) => server_url[..i].to_string(),
             None => return Err(unexpected()),
         };
+        super::check_instance_url(&instance_url)?;
         let org_id = find(&parsed, &["userInfo", "organizationId"]).unwrap_or_default().to_string();
         return Ok(Session {
             access_token: secret(session_id),
