@@ -2,7 +2,8 @@
 //!
 //! A number, once shipped, never changes meaning: DBAs put them in `IF @rc = 50105`
 //! checks and in runbooks. Ranges follow the design: 500xx general, 501xx keys,
-//! 502xx connections, 503xx Salesforce, 504xx worker and transport. The catalogue in
+//! 502xx connections, 503xx Salesforce, 504xx worker and transport, 506xx the T-SQL
+//! procedures and the instance. The catalogue in
 //! `docs/errors.md` must list every code; a test in this crate enforces that.
 
 use serde::{Deserialize, Serialize};
@@ -153,6 +154,18 @@ error_codes! {
     SessionInvalid = 50329, "SLAM_SF_SESSION_INVALID";
     /// Salesforce refused the login for another reason (its code and text are in the message).
     LoginFailed = 50330, "SLAM_SF_LOGIN_FAILED";
+    /// A SLAM procedure's own parameter checks failed (raised by the T-SQL).
+    TsqlParametersInvalid = 50601, "SLAM_TSQL_PARAMETERS_INVALID";
+    /// A SLAM procedure that changes state was called inside an open transaction.
+    TsqlInTransaction = 50602, "SLAM_TSQL_IN_TRANSACTION";
+    /// `master.dbo.xp_slam` is not registered on this instance.
+    XpNotInstalled = 50603, "SLAM_XP_NOT_INSTALLED";
+    /// The SLAM procedures may not run `master.dbo.xp_slam` (their signature is missing).
+    XpNotPermitted = 50604, "SLAM_XP_NOT_PERMITTED";
+    /// `master.dbo.xp_slam` failed without a SLAM error number.
+    XpFailed = 50605, "SLAM_XP_FAILED";
+    /// The instance cannot run SLAM (version, platform or edition).
+    InstanceUnsupported = 50606, "SLAM_INSTANCE_UNSUPPORTED";
 }
 
 impl From<ErrorCode> for u32 {

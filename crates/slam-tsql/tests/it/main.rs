@@ -1,0 +1,213 @@
+//! The scripts in `sql/`, checked as far as possible without a SQL Server:
+//! - every script passes the T-SQL gate (a real grammar plus SLAM's rules);
+//! - `sql/slam-install.sql` holds exactly the procedures the catalogue generates;
+//! - the contract: every procedure of the catalogue exists with exactly its
+//!   parameters, types and defaults, and every parameter reaches the request under
+//!   the name dispatch expects; the spec's own examples bind to the procedures.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use slam_protocol::catalogue::{self, ParamDefault};
+use slam_tsql::generate::{self, XP};
+use std::path::PathBuf;
+
+fn sql_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sql")
+}
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(sql_dir().join(name)).unwrap()
+}
+
+#[test]
+fn every_script_passes_the_gate() {
+    let mut scripts: Vec<PathBuf> = std::fs::read_dir(sql_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    scripts.sort();
+    let names: Vec<String> = scripts.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["slam-install.sql", "slam-master.sql", "slam-uninstall.sql"]);
+    for path in scripts {
+        let problems = slam_tsql::check(&std::fs::read_to_string(&path).unwrap());
+        let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert!(listed.is_empty(), "{}:\n{}", path.display(), listed.join("\n"));
+    }
+}
+
+/// `SLAM_BLESS=1 cargo test -p slam-tsql` rewrites the block after a catalogue change.
+#[test]
+fn the_install_script_holds_the_generated_procedures() {
+    let path = sql_dir().join("slam-install.sql");
+    let script = read("slam-install.sql");
+    let block = generate::generated_block();
+    if generate::current_block(&script) != Some(block.as_str()) {
+        if std::env::var_os("SLAM_BLESS").is_some() {
+            std::fs::write(&path, generate::with_block(&script, &block).unwrap()).unwrap();
+        } else {
+            panic!("sql/slam-install.sql is stale: run `SLAM_BLESS=1 cargo test -p slam-tsql`");
+        }
+    }
+}
+
+/// The `@name AS [alias]` pairs of the procedure's `args` object.
+fn request_args(text: &str) -> Vec<(String, String)> {
+    let Some(start) = text.find("JSON_QUERY((SELECT @") else { return Vec::new() };
+    let list = &text[start + "JSON_QUERY((SELECT ".len()..];
+    let list = &list[..list.find(" FOR JSON").unwrap()];
+    list.split(", ")
+        .map(|pair| {
+            let (variable, alias) = pair.split_once(" AS ").unwrap();
+            (variable.to_string(), alias.trim_matches(['[', ']']).to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn every_catalogued_procedure_exists_with_exactly_its_parameters_and_reaches_dispatch() {
+    let defined = slam_tsql::procedures(&read("slam-install.sql"));
+    let mut expected: Vec<&str> = generate::procedures().map(|(_, name)| name).collect();
+    expected.push("SLAM_help");
+    let mut names: Vec<&str> = defined.iter().map(|p| p.name.as_str()).collect();
+    names.sort();
+    expected.sort();
+    assert_eq!(names, expected, "the install script defines exactly the catalogue's procedures");
+
+    for (op, name) in generate::procedures() {
+        let procedure = defined.iter().find(|p| p.name == name).unwrap();
+        assert_eq!(procedure.schema, "dbo");
+        let params: Vec<(String, String, Option<String>)> =
+            procedure.params.iter().map(|p| (p.name.clone(), p.ty.clone(), p.default.clone())).collect();
+        let wanted: Vec<(String, String, Option<String>)> =
+            op.params.iter().map(|p| (p.sql_name(), p.ty.sql(), p.default.sql())).collect();
+        assert_eq!(params, wanted, "{name}: parameters, types and defaults, in order");
+
+        // Every parameter reaches the request under the name dispatch expects, and
+        // the operation is the catalogue's.
+        let args = request_args(&procedure.text);
+        let expected_args: Vec<(String, String)> =
+            op.params.iter().map(|p| (p.sql_name(), p.name.to_string())).collect();
+        assert_eq!(args, expected_args, "{name}: request arguments");
+        assert!(procedure.text.contains(&format!("N'{}' AS [operation]", op.name)), "{name}: operation");
+
+        // One way of calling the XP and of failing.
+        assert_eq!(
+            procedure
+                .text
+                .matches(&format!("EXEC @rc = {XP} @request, @error_number OUTPUT, @error_message OUTPUT;"))
+                .count(),
+            1,
+            "{name}"
+        );
+        assert!(procedure.text.contains("THROW @number, @text, 1;"), "{name}: raises what the XP reports");
+        assert_eq!(
+            procedure.text.contains("IF @@TRANCOUNT > 0"),
+            op.changes_state,
+            "{name}: refuses an open transaction exactly when it changes state"
+        );
+        for p in op.params.iter().filter(|p| p.default == ParamDefault::Required) {
+            assert!(procedure.text.contains(&format!("IF {} IS NULL", p.sql_name())), "{name}: checks {}", p.name);
+        }
+    }
+}
+
+/// The calls the functional spec shows (slam-connection-management.txt), verbatim.
+const SPEC_EXAMPLES: &[&str] = &[
+    "EXEC dbo.SLAM_setup_jwt @key_name = 'acme-prod', @password = 'your_strong_passphrase'",
+    "EXEC dbo.SLAM_add_connection @username = 'your_username@company.com', @auth_method = 'jwt_bearer', \
+     @consumer_key = '3MVxxxxxxxxxxxxxxxxxxxxxxx', @key_name = 'acme-prod', @key_password = 'your_strong_passphrase', \
+     @domain = 'login'",
+    "EXEC dbo.SLAM_remove_jwt @key_name = 'acme-prod'",
+    "EXEC dbo.SLAM_add_connection @username = 'your_username@company.com', @password = 'your_password', \
+     @token = 'your_security_token', @domain = 'login'",
+    "EXEC dbo.SLAM_list_connections",
+    "EXEC dbo.SLAM_use_connection_username @username = 'your_username@company.com'",
+    "EXEC dbo.SLAM_test_connection @username = 'your_username@company.com'",
+    "EXEC dbo.SLAM_remove_connection @username = 'your_username@company.com'",
+];
+
+#[test]
+fn the_specs_examples_bind_to_the_procedures() {
+    let defined = slam_tsql::procedures(&read("slam-install.sql"));
+    for example in SPEC_EXAMPLES {
+        assert!(slam_tsql::check(&format!("{example};\n")).is_empty(), "{example}");
+        let rest = example.strip_prefix("EXEC dbo.").unwrap();
+        let (name, args) = rest.split_once(' ').unwrap_or((rest, ""));
+        let procedure = defined.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("{name} is missing"));
+        let given: Vec<&str> = args.split(", ").filter_map(|a| a.split_once(" = ").map(|(n, _)| n.trim())).collect();
+        for arg in &given {
+            assert!(procedure.params.iter().any(|p| p.name == *arg), "{example}: {arg} is not a parameter of {name}");
+        }
+        for required in procedure.params.iter().filter(|p| p.default.is_none()) {
+            assert!(given.contains(&required.name.as_str()), "{example}: {} is required", required.name);
+        }
+    }
+}
+
+#[test]
+fn the_spec_defaults_are_the_procedures_defaults() {
+    // The spec's parameter tables, as (procedure, parameter, default).
+    let spec = [
+        ("SLAM_setup_jwt", "@key_name", Some("NULL")),
+        ("SLAM_setup_jwt", "@password", Some("NULL")),
+        ("SLAM_setup_jwt", "@cert_days", Some("365")),
+        ("SLAM_setup_jwt", "@force", Some("0")),
+        ("SLAM_add_connection", "@username", None),
+        ("SLAM_add_connection", "@auth_method", Some("N'security_token'")),
+        ("SLAM_add_connection", "@consumer_key", Some("NULL")),
+        ("SLAM_add_connection", "@key_name", Some("NULL")),
+        ("SLAM_add_connection", "@key_password", Some("NULL")),
+        ("SLAM_add_connection", "@password", Some("NULL")),
+        ("SLAM_add_connection", "@token", Some("NULL")),
+        ("SLAM_add_connection", "@domain", Some("N'login'")),
+        ("SLAM_add_connection", "@environment_name", Some("NULL")),
+        ("SLAM_add_connection", "@api_version", Some("60")),
+        ("SLAM_add_connection", "@skip_test", Some("0")),
+        ("SLAM_remove_jwt", "@key_name", None),
+        ("SLAM_use_connection_username", "@username", None),
+        ("SLAM_test_connection", "@username", None),
+        ("SLAM_remove_connection", "@username", None),
+    ];
+    let defined = slam_tsql::procedures(&read("slam-install.sql"));
+    for (name, param, default) in spec {
+        let procedure = defined.iter().find(|p| p.name == name).unwrap();
+        let found = procedure.params.iter().find(|p| p.name == param).unwrap_or_else(|| panic!("{name} {param}"));
+        assert_eq!(found.default.as_deref(), default, "{name} {param}");
+    }
+    // The spec's secret parameters are the catalogue's secrets.
+    for op in catalogue::OPERATIONS {
+        for p in op.params {
+            assert_eq!(p.secret, ["password", "key_password", "token"].contains(&p.name), "{} {}", op.name, p.name);
+        }
+    }
+}
+
+#[test]
+fn help_lists_every_procedure_and_parameter() {
+    let script = read("slam-install.sql");
+    let help = slam_tsql::procedures(&script).into_iter().find(|p| p.name == "SLAM_help").unwrap();
+    for (op, name) in generate::procedures() {
+        assert!(help.text.contains(&format!("N'{name}', NULL")), "{name}");
+        for p in op.params {
+            assert!(help.text.contains(&format!("N'{name}', N'{}'", p.sql_name())), "{name} {}", p.name);
+        }
+    }
+    assert!(help.text.contains(env!("CARGO_PKG_VERSION")), "the installed version");
+}
+
+#[test]
+fn security_setup_signs_without_trustworthy_or_chaining() {
+    let install = read("slam-install.sql");
+    for forbidden in ["SET TRUSTWORTHY", "SET DB_CHAINING", "TO PUBLIC", "WITH EXECUTE AS"] {
+        assert!(!install.to_uppercase().contains(&forbidden.to_uppercase()), "{forbidden}");
+    }
+    for needed in
+        ["ADD SIGNATURE TO dbo.", "REMOVE PRIVATE KEY", "FROM CERTIFICATE", "GRANT EXECUTE ON dbo.xp_slam TO "]
+    {
+        assert!(install.contains(needed), "{needed}");
+    }
+    let master = read("slam-master.sql");
+    assert!(!master.contains("GRANT"), "slam-master.sql grants nothing");
+    assert!(master.contains("sp_addextendedproc N'xp_slam'"), "the export's exact case");
+}

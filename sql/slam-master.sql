@@ -1,0 +1,87 @@
+/*
+Speediful SLAM: register the extended procedure master.dbo.xp_slam, once per instance.
+
+  Who:    a member of sysadmin (only sysadmin may register an extended procedure).
+  Where:  SSMS or sqlcmd, connected to the instance; the script switches to master.
+  Then:   sql/slam-install.sql in each database that will use SLAM.
+  Again:  safe to re-run. After an upgrade of xp_slam.dll it unloads the old copy
+          (DBCC xp_slam(FREE)) so the next call loads the new one.
+
+Only SQL Server 2016 or later on Windows runs extended procedures: Azure SQL Database,
+Azure SQL Managed Instance, Amazon RDS and SQL Server on Linux are refused, with the
+reason. Nobody is granted EXECUTE on xp_slam here: sql/slam-install.sql lets only the
+signed SLAM procedures run it.
+*/
+USE master;
+GO
+SET NOCOUNT ON;
+SET XACT_ABORT ON;
+
+-------------------------------------------------------------------------------------------
+-- Settings
+-------------------------------------------------------------------------------------------
+DECLARE @dll_folder NVARCHAR(260) = N'C:\Program Files\Speediful\SLAM\'; -- where the installer put xp_slam.dll
+
+-------------------------------------------------------------------------------------------
+-- Can this instance run SLAM at all?
+-------------------------------------------------------------------------------------------
+DECLARE @refusal NVARCHAR(2048) = NULL;
+DECLARE @version NVARCHAR(128) = CONVERT(NVARCHAR(128), SERVERPROPERTY('ProductVersion'));
+DECLARE @major INT = CONVERT(INT, PARSENAME(@version, 4));
+DECLARE @edition INT = CONVERT(INT, SERVERPROPERTY('EngineEdition'));
+DECLARE @platform NVARCHAR(256) = N'Windows';
+IF @major >= 14
+BEGIN
+    -- sys.dm_os_host_info exists from SQL Server 2017; 2016 runs only on Windows.
+    EXEC sys.sp_executesql N'SELECT @p = host_platform FROM sys.dm_os_host_info;', N'@p NVARCHAR(256) OUTPUT', @p = @platform OUTPUT;
+END;
+
+IF IS_SRVROLEMEMBER(N'sysadmin') <> 1
+    SET @refusal = N'Run sql/slam-master.sql as a member of sysadmin: only sysadmin may register an extended procedure.';
+ELSE IF @edition IN (5, 6, 9)
+    SET @refusal = N'This is Azure SQL Database (or Synapse, or SQL Edge), which has no extended procedures: SLAM cannot run here.';
+ELSE IF @edition = 8
+    SET @refusal = N'This is Azure SQL Managed Instance, which does not support extended procedures: SLAM cannot run here.';
+ELSE IF DB_ID(N'rdsadmin') IS NOT NULL
+    SET @refusal = N'This is Amazon RDS for SQL Server, where no login is sysadmin and extended procedures cannot be registered: SLAM needs SQL Server on a Windows machine you administer (EC2 or RDS Custom).';
+ELSE IF @platform <> N'Windows'
+    SET @refusal = N'This is SQL Server on ' + @platform + N', which has no extended procedures: SLAM needs SQL Server on Windows.';
+ELSE IF @major < 13
+    SET @refusal = N'This is SQL Server ' + @version + N': SLAM needs SQL Server 2016 (13.x) or later (its procedures use FOR JSON).';
+
+IF @refusal IS NOT NULL
+BEGIN
+    THROW 50606, @refusal, 1;
+END;
+
+-------------------------------------------------------------------------------------------
+-- Register (or re-register) master.dbo.xp_slam with the DLL's full path
+-------------------------------------------------------------------------------------------
+DECLARE @path NVARCHAR(400) = @dll_folder + CASE WHEN RIGHT(@dll_folder, 1) = N'\' THEN N'' ELSE N'\' END + N'xp_slam.dll';
+DECLARE @registered NVARCHAR(4000) = (SELECT dll_name FROM sys.extended_procedures WHERE name = N'xp_slam');
+
+IF @registered IS NOT NULL
+BEGIN
+    -- Unload the copy SQL Server holds, so the next call loads the DLL now on disk. No SLAM
+    -- call is in flight while a sysadmin upgrades; xp_slam keeps no thread or state between calls.
+    DBCC xp_slam(FREE) WITH NO_INFOMSGS;
+    IF @registered <> @path
+    BEGIN
+        EXEC sys.sp_dropextendedproc N'xp_slam';
+        RAISERROR(N'Unregistered xp_slam from %s.', 10, 1, @registered) WITH NOWAIT;
+    END;
+END;
+
+IF NOT EXISTS (SELECT 1 FROM sys.extended_procedures WHERE name = N'xp_slam')
+BEGIN
+    -- The name is the DLL's export, in its exact case.
+    EXEC sys.sp_addextendedproc N'xp_slam', @path;
+    RAISERROR(N'Registered master.dbo.xp_slam from %s.', 10, 1, @path) WITH NOWAIT;
+END
+ELSE
+BEGIN
+    RAISERROR(N'master.dbo.xp_slam is registered from %s; the next call loads it afresh.', 10, 1, @path) WITH NOWAIT;
+END;
+
+RAISERROR(N'Next: run sql/slam-install.sql in each database that will use SLAM.', 10, 1) WITH NOWAIT;
+GO
