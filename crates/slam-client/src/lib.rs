@@ -17,9 +17,8 @@ use slam_protocol::{ErrorCode, Request, Response, SlamError, WireError};
 use std::io;
 use std::time::Duration;
 
-/// The largest response frame accepted (the worker allows itself four times the
-/// request limit for result sets).
-pub const MAX_RESPONSE_FRAME: u32 = DEFAULT_MAX_FRAME * 4;
+/// The largest response frame accepted: the protocol's limit.
+pub use slam_protocol::frame::MAX_RESPONSE_FRAME;
 
 /// How a call to the worker failed (as opposed to the operation failing, which
 /// arrives as the `done` frame's error).

@@ -108,6 +108,14 @@ error_codes! {
     WorkerConnectionLost = 50408, "SLAM_WORKER_CONNECTION_LOST";
     /// The worker's configuration file (or a flag overriding it) is invalid.
     ConfigInvalid = 50409, "SLAM_CONFIG_INVALID";
+    /// `xp_slam` was called without a usable `@request` (missing, NULL, wrong type, bad text, too large).
+    XpRequestInvalid = 50410, "SLAM_XP_REQUEST_INVALID";
+    /// The query was cancelled (attention, KILL) while `xp_slam` waited for the worker.
+    XpCancelled = 50411, "SLAM_XP_CANCELLED";
+    /// The worker did not answer `xp_slam` within its deadline.
+    XpTimeout = 50412, "SLAM_XP_TIMEOUT";
+    /// The worker's answer to `xp_slam` was not a valid SLAM answer.
+    XpBadAnswer = 50413, "SLAM_XP_BAD_ANSWER";
     /// Salesforce could not be reached (DNS, connection refused, proxy).
     SalesforceUnreachable = 50301, "SLAM_SF_UNREACHABLE";
     /// The TLS certificate presented for Salesforce was not trusted.

@@ -15,6 +15,10 @@ use std::io::{self, Read, Write};
 /// connections and keys are far below this).
 pub const DEFAULT_MAX_FRAME: u32 = 1024 * 1024;
 
+/// Largest response frame a client accepts: result sets may be bigger than any
+/// request, so the worker allows itself four times the request limit.
+pub const MAX_RESPONSE_FRAME: u32 = DEFAULT_MAX_FRAME * 4;
+
 /// Framing failures.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
