@@ -37,6 +37,10 @@ print("\n".join(seen))
 PY
 )
 say "${#tests[@]} test binaries"
+# What the tests load or start beside themselves: xp_slam.dll, the fake opends60.dll
+# (test only) and slam-worker.exe.
+say "building xp_slam.dll, the fake opends60.dll and slam-worker.exe"
+cargo build --locked --target "$target" -p slam-xp -p slam-xp-fake-ods -p slam-worker
 $build_only && exit 0
 
 # 2. The ProcessPrng shim beside every .exe we run (tests, and the binaries they spawn).

@@ -108,7 +108,11 @@ fn the_certificate_comes_back_as_text_and_the_private_key_never_does() {
         assert!(run.all_output().contains("BEGIN CERTIFICATE"));
         assert!(!run.all_output().contains("PRIVATE KEY"), "{}", run.all_output());
     }
-    // The certificate the DBA copies is the one openssl reads from the file.
+    // The certificate the DBA copies is the one openssl reads from the file (Linux:
+    // there is no openssl command under Wine).
+    if cfg!(windows) {
+        return;
+    }
     let path = slam.dir.path().join("copied.crt");
     fs::write(&path, created.row()["certificate_pem"].as_str().unwrap()).unwrap();
     let subject =
