@@ -23,7 +23,8 @@ use zeroize::Zeroizing;
 const SEALED_V1: u8 = 1;
 /// Magic at the start of `master.key`.
 const KEY_FILE_MAGIC: &[u8; 8] = b"SLAMKEY1";
-/// Key file scheme byte: raw key bytes follow.
+/// Key file scheme byte: raw key bytes follow (written and accepted off Windows only).
+#[cfg_attr(windows, allow(dead_code))]
 const SCHEME_RAW: u8 = 0;
 /// Key file scheme byte: a DPAPI blob follows (written on Windows only).
 #[cfg_attr(not(windows), allow(dead_code))]
@@ -202,6 +203,17 @@ mod tests {
         let other = MasterKey::load_or_create(elsewhere.path(), true).unwrap();
         assert!(matches!(other.open("token", "u", &blob), Err(SealError::Unseal)));
         std::fs::write(dir.path().join("master.key"), b"garbage").unwrap();
+        assert!(matches!(MasterKey::load_or_create(dir.path(), true), Err(SealError::KeyUnreadable { .. })));
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn windows_refuses_a_raw_master_key_someone_planted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut planted = KEY_FILE_MAGIC.to_vec();
+        planted.push(SCHEME_RAW);
+        planted.extend_from_slice(&[7u8; 32]);
+        std::fs::write(dir.path().join("master.key"), planted).unwrap();
         assert!(matches!(MasterKey::load_or_create(dir.path(), true), Err(SealError::KeyUnreadable { .. })));
     }
 
