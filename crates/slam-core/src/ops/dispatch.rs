@@ -124,6 +124,30 @@ impl Args {
             };
             values.insert(name, value);
         }
+        // A secret typed into a neighbouring parameter (positional T-SQL arguments one
+        // place off) must not be stored, listed or echoed as a name: a non-secret text
+        // equal to one of the call's secrets is refused, naming only the parameter.
+        let secrets: Vec<&str> = operation
+            .params
+            .iter()
+            .filter(|p| p.secret)
+            .filter_map(|p| values.get(p.name).and_then(|v| v.as_str()))
+            .filter(|s| s.len() >= 4)
+            .collect();
+        if let Some(param) = operation
+            .params
+            .iter()
+            .find(|p| !p.secret && values.get(p.name).and_then(|v| v.as_str()).is_some_and(|v| secrets.contains(&v)))
+        {
+            return Err(SlamError::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "`@{}` of {} holds the same value as one of its secret parameters (not shown)",
+                    param.name, operation.name
+                ),
+            )
+            .with_hint("a secret was probably given in the wrong position: name every parameter"));
+        }
         for param in operation.params {
             if let (false, Some(default)) = (values.contains_key(param.name), param.default.json()) {
                 values.insert(param.name.to_string(), default);
@@ -286,6 +310,17 @@ mod tests {
         let err = run(dir.path(), request("setup_jwt", serde_json::json!({"password": long}))).0.unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidArgument);
         assert!(err.message.contains("@password") && !err.message.contains(&long));
+        let err = run(
+            dir.path(),
+            request(
+                "add_connection",
+                serde_json::json!({"username": "u@x.com", "environment_name": "Hunter22", "password": "Hunter22"}),
+            ),
+        )
+        .0
+        .unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidArgument);
+        assert!(err.message.contains("@environment_name") && !err.message.contains("Hunter22"), "{}", err.message);
         let err = run(dir.path(), request("remove_connection", serde_json::json!({}))).0.unwrap_err();
         assert_eq!(err.code, ErrorCode::ParameterMissing);
     }
