@@ -297,7 +297,8 @@ fn http_settings(cli: &Cli) -> Result<HttpSettings, SlamError> {
 
 /// The first line of standard input, without its line ending.
 fn read_stdin_secret() -> Result<String, SlamError> {
-    // The buffer is wiped on drop; `Secret` owns the only other copy.
+    // The buffer is wiped on drop. The returned `String` is a plain copy: it travels
+    // as a JSON string in the request, which is not zeroed either (docs/security.md).
     let mut line = zeroize::Zeroizing::new(String::new());
     std::io::stdin().lock().read_line(&mut line).map_err(|e| {
         SlamError::new(ErrorCode::InvalidArgument, format!("reading the passphrase from standard input failed: {e}"))

@@ -1,9 +1,9 @@
 //! The client side of the SLAM worker's pipe: send one [`Request`], receive its
 //! stream of [`Response`] frames up to the final `done`.
 //!
-//! Blocking `std` I/O only, no async runtime: the CLI uses it today, and the XP
-//! (`xp_slam.dll`, loaded inside `sqlservr.exe`) will use it tomorrow, where
-//! starting a runtime would be out of place. On Unix the pipe is a domain socket;
+//! Blocking `std` I/O only, no async runtime: the CLI uses it. The XP
+//! (`xp_slam.dll`, inside `sqlservr.exe`) has its own overlapped client, which must
+//! also watch for a query cancel (`crates/slam-xp/src/pipe.rs`). On Unix the pipe is a domain socket;
 //! on Windows a named pipe opened as a file (`\\.\pipe\speediful-slam`).
 //!
 //! Every failure maps to a stable number at the edge ([`ClientError::to_slam_error`]):

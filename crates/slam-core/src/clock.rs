@@ -1,7 +1,7 @@
 //! The current time, injectable.
 //!
-//! Certificate validity (is the existing keypair still valid? is it expired?) and,
-//! later, JWT `exp` claims depend on "now". Taking it from a [`Clock`] lets tests
+//! Certificate validity (is the existing keypair still valid? is it expired?) and
+//! JWT `exp` claims depend on "now". Taking it from a [`Clock`] lets tests
 //! stand at any instant instead of sleeping or faking the system time.
 
 use std::sync::Mutex;

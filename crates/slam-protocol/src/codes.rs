@@ -19,7 +19,7 @@ macro_rules! error_codes {
         }
 
         impl ErrorCode {
-            /// Every code, in number order.
+            /// Every code, in the order they are declared (grouped by range, not sorted).
             pub const ALL: &'static [ErrorCode] = &[ $( ErrorCode::$variant, )* ];
 
             /// The stable number (raised by the T-SQL side as the error state text and

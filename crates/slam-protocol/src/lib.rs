@@ -3,8 +3,8 @@
 //! An operation (in `slam-core`) never prints and never knows who is listening: it
 //! reports into an [`OutputSink`] a stream of [`Message`]s and [`ResultSet`]s, and
 //! finishes either successfully or with a [`SlamError`]. The CLI renders that stream to
-//! a terminal; the worker will frame it onto the pipe, and the XP will turn it into
-//! `srv_sendmsg` / `srv_describe` calls inside SQL Server. Keeping the stream the same
+//! a terminal; the worker frames it onto the pipe, and the XP (`xp_slam.dll`) turns it
+//! into `srv_wsendmsg` / `srv_describe` calls inside SQL Server. Keeping the stream the same
 //! everywhere is what lets `slam --local` and a T-SQL call print the same things.
 //!
 //! Operations and their parameters live in [`catalogue`], error numbers in [`codes`],
