@@ -56,7 +56,7 @@ pub enum KeyError {
     #[error(transparent)]
     DataDir(#[from] DataDirError),
     /// A keypair with a still-valid certificate exists.
-    #[error("a keypair named `{name}` already exists and its certificate is valid until {}", crate::ops::utc(*.not_after))]
+    #[error("a keypair named `{name}` already exists and its certificate is valid until {}", crate::clock::utc(*.not_after))]
     Exists {
         /// The key name.
         name: KeyName,
@@ -112,7 +112,7 @@ pub enum KeyError {
         source: UnlockError,
     },
     /// The certificate has expired: Salesforce's JWT flow would refuse it.
-    #[error("the certificate of keypair `{name}` expired on {}", crate::ops::utc(*.not_after))]
+    #[error("the certificate of keypair `{name}` expired on {}", crate::clock::utc(*.not_after))]
     CertificateExpired {
         /// The key name.
         name: KeyName,

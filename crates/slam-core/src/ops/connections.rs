@@ -6,13 +6,15 @@
 //! so a connection that could not be added cannot be used either. Secrets are
 //! sealed before they reach the store and unsealed only to log in.
 
+use super::errors::{seal_error, store_error};
 use super::login::{
     AuthMethod, ConnectionArgs, ConnectionPlan, Credentials, LoginOutcome, check_username, login_and_test, validate,
 };
-use super::{Context, EXPIRY_WARNING_DAYS, key_error, rfc3339, utc, with_causes};
+use super::{Context, EXPIRY_WARNING_DAYS, key_error, rfc3339};
+use crate::clock::utc;
 use crate::data_dir::DataDir;
 use crate::keys::{CertificateState, KeyName};
-use crate::seal::{MasterKey, SealError};
+use crate::seal::MasterKey;
 use crate::secret::ExposeSecret;
 use slam_protocol::{ColumnType, ErrorCode, OutputSink, ResultSet, SlamError, Value};
 use slam_store::{ConnectionRecord, LogEntry, SqliteStore, Store, StoreError, TestResult};
@@ -490,39 +492,4 @@ pub fn settings(ctx: &Context<'_>, sink: &mut dyn OutputSink) -> Result<(), Slam
     result.push(vec![active.into()]);
     sink.result_set(result);
     Ok(())
-}
-
-pub(super) fn store_error(error: StoreError) -> SlamError {
-    let message = with_causes(&error);
-    match error {
-        StoreError::NotFound { known, .. } if known.is_empty() => {
-            SlamError::new(ErrorCode::ConnectionNotFound, message)
-                .with_hint("no connections are stored; add one with SLAM_add_connection")
-        }
-        StoreError::NotFound { known, .. } => SlamError::new(ErrorCode::ConnectionNotFound, message)
-            .with_hint(format!("stored connections: {}", known.join(", "))),
-        _ => SlamError::new(ErrorCode::StoreFailed, message)
-            .with_hint("nothing was changed; check disk space and that no other program holds the store locked"),
-    }
-}
-
-fn seal_error(error: SealError) -> SlamError {
-    let message = with_causes(&error);
-    match error {
-        SealError::Unseal => SlamError::new(ErrorCode::SecretsUnreadable, message).with_hint(
-            "the store's secrets were sealed with another master key (DATA_DIR/master.key replaced, or the \
-                        store copied from another machine): add the connection again with SLAM_add_connection",
-        ),
-        SealError::KeyMissing { .. } => SlamError::new(ErrorCode::SecretsUnreadable, message).with_hint(
-            "restore master.key from the backup of the SLAM data directory; SLAM will not make a new one while \
-             sealed secrets exist. If no backup exists, remove each connection (SLAM_remove_connection) and add it \
-             again",
-        ),
-        SealError::KeyUnreadable { .. } => SlamError::new(ErrorCode::SecretsUnreadable, message).with_hint(
-            "on Windows the master key opens only for the account that created it (normally the SLAM service \
-             account): run as that account. If that account is gone, delete master.key and add every connection \
-             again with SLAM_add_connection",
-        ),
-        _ => SlamError::new(ErrorCode::StoreFailed, message),
-    }
 }
