@@ -4,8 +4,11 @@
 //! sqlservr.exe) allocate gigabytes.
 //!
 //! [`decode`] works on a byte buffer (it never blocks and can be fed partial data,
-//! as an async reader receives it); [`read_frame`] / [`write_frame`] are the
-//! blocking conveniences over `std::io`.
+//! as the XP's overlapped reader receives it); [`read_frame`] / [`write_frame`] are
+//! the blocking reader and writer over `std::io` (the CLI's client), and
+//! `read_frame_async` / `write_frame_async` (feature `tokio`) the async ones (the
+//! worker). The limits are [`DEFAULT_MAX_FRAME`] for requests and
+//! [`MAX_RESPONSE_FRAME`] for answers, here and nowhere else.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -101,6 +104,52 @@ pub fn read_frame<T: DeserializeOwned>(r: &mut impl Read, max: u32) -> Result<Op
     serde_json::from_slice(&payload).map(Some).map_err(FrameError::Json)
 }
 
+/// Reads one frame from an async stream. `Ok(None)` means the peer closed cleanly
+/// between frames. The length is checked against `max` before anything is allocated.
+#[cfg(feature = "tokio")]
+pub async fn read_frame_async<T: DeserializeOwned>(
+    r: &mut (impl tokio::io::AsyncRead + Unpin),
+    max: u32,
+) -> Result<Option<T>, FrameError> {
+    use tokio::io::AsyncReadExt;
+    let mut header = [0u8; 4];
+    let mut filled = 0;
+    while filled < 4 {
+        match r.read(&mut header[filled..]).await {
+            Ok(0) if filled == 0 => return Ok(None),
+            Ok(0) => return Err(FrameError::Truncated),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe && filled == 0 => return Ok(None),
+            Err(e) => return Err(FrameError::Io(e)),
+        }
+    }
+    let length = u32::from_le_bytes(header);
+    if length > max {
+        return Err(FrameError::TooLarge { length, max });
+    }
+    // Only now, with the length known to be acceptable, is memory allocated.
+    let mut payload = vec![0u8; length as usize];
+    r.read_exact(&mut payload).await.map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe => FrameError::Truncated,
+        _ => FrameError::Io(e),
+    })?;
+    serde_json::from_slice(&payload).map(Some).map_err(FrameError::Json)
+}
+
+/// Writes one frame to an async stream and flushes.
+#[cfg(feature = "tokio")]
+pub async fn write_frame_async<T: Serialize>(
+    w: &mut (impl tokio::io::AsyncWrite + Unpin),
+    value: &T,
+    max: u32,
+) -> Result<(), FrameError> {
+    use tokio::io::AsyncWriteExt;
+    let frame = encode(value, max)?;
+    w.write_all(&frame).await.map_err(FrameError::Io)?;
+    w.flush().await.map_err(FrameError::Io)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +190,36 @@ mod tests {
         let mut garbage = 3u32.to_le_bytes().to_vec();
         garbage.extend_from_slice(b"{{{");
         assert!(matches!(decode::<Value>(&garbage, DEFAULT_MAX_FRAME), Err(FrameError::Json(_))));
+    }
+
+    #[cfg(feature = "tokio")]
+    #[tokio::test]
+    async fn the_async_reader_takes_frames_in_pieces_and_refuses_what_the_blocking_one_refuses() {
+        let frame = encode(&json!({"a": 1, "text": "ünï"}), DEFAULT_MAX_FRAME).unwrap();
+        // Delivered a byte at a time, as a slow pipe may.
+        let (mut client, mut server) = tokio::io::duplex(1);
+        let sender = tokio::spawn({
+            let frame = frame.clone();
+            async move {
+                write_frame_async(&mut client, &json!({"a": 1, "text": "ünï"}), DEFAULT_MAX_FRAME).await.map(|_| frame)
+            }
+        });
+        let value: Value = read_frame_async(&mut server, DEFAULT_MAX_FRAME).await.unwrap().unwrap();
+        assert_eq!(value["text"], "ünï");
+        sender.await.unwrap().unwrap();
+        assert!(read_frame_async::<Value>(&mut server, DEFAULT_MAX_FRAME).await.unwrap().is_none(), "clean close");
+
+        let mut huge: &[u8] = &u32::MAX.to_le_bytes();
+        assert!(matches!(
+            read_frame_async::<Value>(&mut huge, DEFAULT_MAX_FRAME).await,
+            Err(FrameError::TooLarge { .. })
+        ));
+        let mut short: &[u8] = &frame[..frame.len() - 1];
+        assert!(matches!(read_frame_async::<Value>(&mut short, DEFAULT_MAX_FRAME).await, Err(FrameError::Truncated)));
+        let mut half_header: &[u8] = &frame[..2];
+        assert!(matches!(
+            read_frame_async::<Value>(&mut half_header, DEFAULT_MAX_FRAME).await,
+            Err(FrameError::Truncated)
+        ));
     }
 }

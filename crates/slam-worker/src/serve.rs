@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
@@ -165,37 +165,19 @@ fn done(id: &str, error: Option<&SlamError>) -> Response {
     Response::Done { version: PROTOCOL_VERSION, id: id.to_string(), error: error.map(WireError::from) }
 }
 
-async fn write<S: AsyncWrite + Unpin>(stream: &mut S, response: &Response, max: u32) -> bool {
-    // Responses may carry large result sets: allow four times the request limit.
-    match frame::encode(response, max.saturating_mul(4)) {
-        Ok(bytes) => stream.write_all(&bytes).await.is_ok() && stream.flush().await.is_ok(),
-        Err(e) => {
-            tracing::error!(error = %e, "a response frame could not be encoded");
+async fn write<S: AsyncWrite + Unpin>(stream: &mut S, response: &Response) -> bool {
+    match frame::write_frame_async(stream, response, frame::MAX_RESPONSE_FRAME).await {
+        Ok(()) => true,
+        Err(FrameError::TooLarge { length, max }) => {
+            tracing::error!(length, max, "a response frame is over the limit");
             false
         }
+        Err(_) => false,
     }
 }
 
 async fn read_request<S: AsyncRead + Unpin>(stream: &mut S, max: u32) -> Result<Option<Request>, FrameError> {
-    let mut header = [0u8; 4];
-    match stream.read_exact(&mut header).await {
-        Ok(_) => {}
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::BrokenPipe) => {
-            return Ok(None);
-        }
-        Err(e) => return Err(FrameError::Io(e)),
-    }
-    let length = u32::from_le_bytes(header);
-    if length > max {
-        return Err(FrameError::TooLarge { length, max });
-    }
-    // Only now, with the length known to be acceptable, is memory allocated.
-    let mut payload = vec![0u8; length as usize];
-    stream.read_exact(&mut payload).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::BrokenPipe => FrameError::Truncated,
-        _ => FrameError::Io(e),
-    })?;
-    serde_json::from_slice(&payload).map(Some).map_err(FrameError::Json)
+    frame::read_frame_async(stream, max).await
 }
 
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, peer: Peer, worker: &Arc<Worker>) {
@@ -210,7 +192,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, peer: Peer, wor
         };
         let error = SlamError::new(ErrorCode::PeerNotAllowed, "this account may not use the SLAM worker")
             .with_hint("add it to the worker's `allowed_clients` setting");
-        write(&mut stream, &done(&id, Some(&error)), worker.max_frame).await;
+        write(&mut stream, &done(&id, Some(&error))).await;
         return;
     }
     let request = match tokio::time::timeout(worker.idle_timeout, read_request(&mut stream, worker.max_frame)).await {
@@ -223,7 +205,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, peer: Peer, wor
         Ok(Err(e)) => {
             tracing::debug!(peer = %peer.description, error = %e, "bad request frame");
             let error = SlamError::new(ErrorCode::BadFrame, format!("the request could not be read: {e}"));
-            write(&mut stream, &done("", Some(&error)), worker.max_frame).await;
+            write(&mut stream, &done("", Some(&error))).await;
             return;
         }
     };
@@ -245,7 +227,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, peer: Peer, wor
                     if let Response::Done { error: Some(_), .. } = &response {
                         outcome = "error";
                     }
-                    if !write(&mut stream, &response, worker.max_frame).await {
+                    if !write(&mut stream, &response).await {
                         outcome = "client gone";
                         break;
                     }
@@ -255,7 +237,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, peer: Peer, wor
                 }
                 None => {
                     let error = SlamError::new(ErrorCode::Internal, "the operation ended without an answer");
-                    write(&mut stream, &done(&id, Some(&error)), worker.max_frame).await;
+                    write(&mut stream, &done(&id, Some(&error))).await;
                     outcome = "no answer";
                     break;
                 }
@@ -283,7 +265,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, peer: Peer, wor
                         ),
                     )
                 };
-                write(&mut stream, &done(&id, Some(&error)), worker.max_frame).await;
+                write(&mut stream, &done(&id, Some(&error))).await;
                 outcome = "timed out";
                 break;
             }

@@ -107,7 +107,7 @@ fn request(id: impl Into<String>, operation: &str, args: serde_json::Value) -> R
 
 fn read_all(stream: &mut UnixStream) -> Vec<Response> {
     let mut frames = Vec::new();
-    while let Some(frame) = read_frame::<Response>(stream, 4 * DEFAULT_MAX_FRAME).unwrap() {
+    while let Some(frame) = read_frame::<Response>(stream, slam_protocol::frame::MAX_RESPONSE_FRAME).unwrap() {
         let done = matches!(frame, Response::Done { .. });
         frames.push(frame);
         if done {
