@@ -2,6 +2,7 @@
 # The whole test suite, as CI runs it, on a fresh Debian/Ubuntu machine with rustup:
 #   1. installs what it needs (apt: mingw-w64, wine64, openssl; rustup: the Windows target),
 #   2. cargo fmt --check, clippy -D warnings for Linux and for x86_64-pc-windows-gnu,
+#      cargo doc -D warnings,
 #   3. cargo test --workspace --locked (Linux),
 #   4. the Windows lane: the same tests cross-built and run under Wine.
 # If the Windows toolchain cannot be installed (no network to the registries), it says
@@ -45,6 +46,9 @@ if $have_windows; then
   say "clippy (x86_64-pc-windows-gnu)"
   cargo clippy --workspace --all-targets --locked --target x86_64-pc-windows-gnu -- -D warnings
 fi
+
+say "docs: cargo doc with warnings as errors"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
 say "tests (Linux): cargo test --workspace --locked"
 cargo test --workspace --locked

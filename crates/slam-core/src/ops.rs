@@ -1,7 +1,7 @@
 //! The operations, as every transport invokes them.
 //!
 //! Each function validates its arguments, does the work through the module that
-//! owns it, reports progress, warnings and results into an [`OutputSink`], and
+//! owns it, reports progress, warnings and results into an [`OutputSink`](slam_protocol::OutputSink), and
 //! turns any failure into a [`SlamError`] with a stable number and a hint naming
 //! what to change. Parameter names in messages are the T-SQL ones (`@key_name`),
 //! the product's primary interface; the CLI's flags map one to one.

@@ -6,9 +6,9 @@
 //! Why private directories need code here: on Windows, new folders under
 //! `C:\ProgramData` inherit an ACL that lets every member of `BUILTIN\Users` read
 //! them, and the JWT private keys live under `C:\ProgramData\Speediful\SLAM\keys`.
-//! [`restrict_to_owner`] replaces that inherited ACL with a protected one.
-//! [`dpapi_protect`] wraps the master key that seals stored secrets. [`pipe`] gives
-//! the worker's named pipe its narrow DACL; [`eventlog`] reports the service's
+//! `restrict_to_owner` replaces that inherited ACL with a protected one.
+//! `dpapi_protect` wraps the master key that seals stored secrets. `pipe` gives
+//! the worker's named pipe its narrow DACL; `eventlog` reports the service's
 //! start, stop and fatal errors.
 
 #![cfg(windows)]

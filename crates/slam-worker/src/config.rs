@@ -1,7 +1,7 @@
 //! The worker's configuration: a TOML file in which every setting has a default,
 //! so an empty (or absent) file is a working configuration.
 //!
-//! Parsing and checking are pure, apart from [`WorkerSettings::check`] which looks at
+//! Parsing and checking are pure, apart from `--check-config` (`check::environment`), which looks at
 //! the files and directories named. Unknown settings are refused by name: a typo
 //! such as `request_timout_seconds` must not silently fall back to a default.
 //! Command-line flags and `SLAM_DATA_DIR` / `SLAM_PIPE` override the file.

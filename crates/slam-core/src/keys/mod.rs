@@ -2,8 +2,8 @@
 //!
 //! Each keypair is two files in `DATA_DIR/keys`: `{name}.pem` (the PKCS#8 private
 //! key, the equivalent of a password) and `{name}.crt` (the self-signed certificate
-//! a DBA uploads to the Salesforce External Client App). [`material`] makes and reads
-//! the bytes; [`vault`] decides when files may be written and writes them so that a
+//! a DBA uploads to the Salesforce External Client App). `material` makes and reads
+//! the bytes; `vault` decides when files may be written and writes them so that a
 //! crash or a concurrent setup never leaves a half-written or mismatched pair.
 
 mod material;
