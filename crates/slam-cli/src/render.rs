@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 /// How result sets are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// Aligned columns for people (one-row results are printed as name/value lines).
     Table,
     /// JSON for scripts: an array of objects with snake_case keys.
@@ -19,30 +19,30 @@ pub enum Format {
 
 /// Prints output as it comes; result sets are held until the end so a JSON
 /// document is written whole.
-pub struct TerminalSink {
+pub(crate) struct TerminalSink {
     format: Format,
     result_sets: Vec<ResultSet>,
     json_envelope: bool,
 }
 
 impl TerminalSink {
-    pub fn new(format: Format) -> Self {
+    pub(crate) fn new(format: Format) -> Self {
         Self { format, result_sets: Vec::new(), json_envelope: false }
     }
 
     /// Print a one-row result as `{"ok":true, ...columns}` in JSON (commands whose
     /// answer is one object, like test-login).
-    pub fn set_json_envelope(&mut self, on: bool) {
+    pub(crate) fn set_json_envelope(&mut self, on: bool) {
         self.json_envelope = on;
     }
 
     /// A warning from the CLI itself (not from the operation).
-    pub fn warning_now(&mut self, text: &str) {
+    pub(crate) fn warning_now(&mut self, text: &str) {
         self.message(Severity::Warning, text);
     }
 
     /// Prints the result sets, or the error, and gives the process exit code.
-    pub fn finish(self, error: Option<&SlamError>) -> ExitCode {
+    pub(crate) fn finish(self, error: Option<&SlamError>) -> ExitCode {
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         if let Some(error) = error {

@@ -45,4 +45,6 @@ pub fn windows_pipe_path(name: &str) -> String {
     if name.starts_with(r"\\") { name.to_string() } else { format!(r"\\.\pipe\{name}") }
 }
 pub use message::{CallerContext, PROTOCOL_VERSION, Request, Response, WireError};
-pub use output::{Column, ColumnType, Message, OutputSink, RecordingSink, ResultSet, Severity, Value};
+#[cfg(any(test, feature = "test-util"))]
+pub use output::RecordingSink;
+pub use output::{Column, ColumnType, Message, OutputSink, ResultSet, Severity, Value};

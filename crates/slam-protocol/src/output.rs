@@ -170,8 +170,8 @@ pub trait OutputSink {
     }
 }
 
-/// A sink that keeps everything, in order: for tests, and for transports that
-/// send the whole response at once.
+/// A sink that keeps everything, in order, for tests (feature `test-util`).
+#[cfg(any(test, feature = "test-util"))]
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RecordingSink {
     /// Messages, in the order reported.
@@ -180,6 +180,7 @@ pub struct RecordingSink {
     pub result_sets: Vec<ResultSet>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl RecordingSink {
     /// The texts of all warnings.
     pub fn warnings(&self) -> Vec<&str> {
@@ -196,6 +197,7 @@ impl RecordingSink {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl OutputSink for RecordingSink {
     fn message(&mut self, severity: Severity, text: &str) {
         self.messages.push(Message { severity, text: text.to_string() });

@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
 mod sqlite;
 mod sqlite_sql;

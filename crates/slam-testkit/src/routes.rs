@@ -34,7 +34,7 @@ pub(crate) enum HostKind<'a> {
 
 impl HostKind<'_> {
     /// Whether a user of `org` may log in through this host.
-    pub fn serves(&self, org: &Org) -> bool {
+    pub(crate) fn serves(&self, org: &Org) -> bool {
         match self {
             HostKind::Login => !org.sandbox,
             HostKind::Test => org.sandbox,

@@ -78,22 +78,22 @@ impl State {
     }
 
     /// The fake's notion of "now": real time shifted by the clock offset.
-    pub fn now(&self) -> SystemTime {
+    pub(crate) fn now(&self) -> SystemTime {
         let now = SystemTime::now();
         let delta = Duration::from_secs(self.clock_offset.unsigned_abs());
         if self.clock_offset >= 0 { now + delta } else { now.checked_sub(delta).unwrap_or(SystemTime::UNIX_EPOCH) }
     }
 
     /// Seconds since the epoch by the fake's clock (fractional).
-    pub fn now_secs(&self) -> f64 {
+    pub(crate) fn now_secs(&self) -> f64 {
         self.now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
     }
 
-    pub fn org(&self, org_id: &str) -> Option<&Org> {
+    pub(crate) fn org(&self, org_id: &str) -> Option<&Org> {
         self.orgs.iter().find(|o| o.org_id == org_id)
     }
 
-    pub fn user(&self, username: &str) -> Option<&User> {
+    pub(crate) fn user(&self, username: &str) -> Option<&User> {
         self.users.iter().find(|u| u.username.eq_ignore_ascii_case(username))
     }
 }
@@ -105,13 +105,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new() -> Shared {
+    pub(crate) fn new() -> Shared {
         Shared { state: Mutex::new(State::new()), hang: watch::channel(false).0 }
     }
 
     /// Locks the state. A poisoned lock (a handler panicked while holding it) is recovered:
     /// the panic itself is reported separately.
-    pub fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -128,11 +128,11 @@ pub(crate) struct Req {
 }
 
 impl Req {
-    pub fn form_value(&self, name: &str) -> Option<&str> {
+    pub(crate) fn form_value(&self, name: &str) -> Option<&str> {
         self.form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }

@@ -13,7 +13,7 @@ use crate::server::State;
 
 const XML: &str = "text/xml;charset=UTF-8";
 /// The partner WSDL namespace.
-pub const PARTNER_NS: &str = "urn:partner.soap.sforce.com";
+pub(crate) const PARTNER_NS: &str = "urn:partner.soap.sforce.com";
 
 const INVALID_LOGIN: &str = "Invalid username, password, security token; or user locked out.";
 const MUST_USE_TOKEN: &str = "Invalid username, password, security token; or user locked out. Are you at a new location? When accessing Salesforce--either via a desktop client or the API--from outside of your company's trusted networks, you must add a security token to your password to log in. To get your new security token, log in to Salesforce. From your personal settings, enter Reset My Security Token in the Quick Find box, then select Reset My Security Token.";

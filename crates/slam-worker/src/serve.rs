@@ -71,7 +71,8 @@ impl Worker {
     }
 
     /// Overrides the idle and request limits below the configuration's one-second
-    /// granularity (tests of the limits themselves).
+    /// granularity (tests of the limits themselves; feature `test-util`).
+    #[cfg(feature = "test-util")]
     pub fn set_limits(&mut self, idle: Option<Duration>, request: Option<Duration>) {
         self.idle_timeout = idle.unwrap_or(self.idle_timeout);
         self.request_timeout = request.unwrap_or(self.request_timeout);

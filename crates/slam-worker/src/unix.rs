@@ -51,7 +51,9 @@ pub fn bind(path: &Path, allowed_uids: &[u32]) -> std::io::Result<Listener> {
 }
 
 impl Listener {
-    /// Replaces the allowed uids, the worker's own included (to test refusals).
+    /// Replaces the allowed uids, the worker's own included (to test refusals;
+    /// feature `test-util`).
+    #[cfg(feature = "test-util")]
     pub fn allow_only(&mut self, uids: Vec<u32>) {
         self.allowed_uids = uids;
     }

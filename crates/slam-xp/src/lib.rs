@@ -31,3 +31,7 @@ mod exports;
 mod ffi;
 #[cfg(windows)]
 mod pipe;
+
+/// The DLL's exports, public so that they are reachable items and not only symbols.
+#[cfg(windows)]
+pub use exports::{__GetXpVersion, xp_slam};

@@ -5,26 +5,26 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// A scratch SLAM data directory, deleted on drop.
-pub struct Slam {
+pub(crate) struct Slam {
     pub dir: tempfile::TempDir,
 }
 
 /// What one run of `slam` did.
 #[derive(Debug)]
-pub struct Run {
+pub(crate) struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
 }
 
 impl Run {
-    pub fn ok(self) -> Self {
+    pub(crate) fn ok(self) -> Self {
         assert_eq!(self.code, 0, "slam failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         self
     }
 
     /// Asserts failure with this SLAM error number, shown to the user.
-    pub fn fails_with(self, number: u32) -> Self {
+    pub(crate) fn fails_with(self, number: u32) -> Self {
         assert_eq!(self.code, 1, "expected failure {number}:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         assert!(
             self.stderr.contains(&format!("SLAM error {number} ")),
@@ -34,12 +34,12 @@ impl Run {
         self
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
     }
 
     /// The single row of a one-row `--format json` result.
-    pub fn row(&self) -> serde_json::Value {
+    pub(crate) fn row(&self) -> serde_json::Value {
         let json = self.json();
         let rows = json.as_array().expect("an array of rows");
         assert_eq!(rows.len(), 1, "{json}");
@@ -47,48 +47,48 @@ impl Run {
     }
 
     /// The warnings printed (without their `warning: ` prefix).
-    pub fn warnings(&self) -> Vec<&str> {
+    pub(crate) fn warnings(&self) -> Vec<&str> {
         self.stderr.lines().filter_map(|l| l.strip_prefix("warning: ")).collect()
     }
 
     /// Everything a user saw.
-    pub fn all_output(&self) -> String {
+    pub(crate) fn all_output(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
     }
 }
 
 impl Slam {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { dir: tempfile::tempdir().unwrap() }
     }
 
-    pub fn data_dir(&self) -> &Path {
+    pub(crate) fn data_dir(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn keys_dir(&self) -> PathBuf {
+    pub(crate) fn keys_dir(&self) -> PathBuf {
         self.dir.path().join("keys")
     }
 
-    pub fn key_file(&self, name: &str) -> PathBuf {
+    pub(crate) fn key_file(&self, name: &str) -> PathBuf {
         self.keys_dir().join(format!("{name}.pem"))
     }
 
-    pub fn cert_file(&self, name: &str) -> PathBuf {
+    pub(crate) fn cert_file(&self, name: &str) -> PathBuf {
         self.keys_dir().join(format!("{name}.crt"))
     }
 
     /// A `slam` command with this data directory and a clean environment.
-    pub fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         command_in(self.data_dir(), args)
     }
 
-    pub fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         run(self.command(args))
     }
 
     /// Runs with `stdin` fed to the process.
-    pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
+    pub(crate) fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
         let mut cmd = self.command(args);
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
@@ -97,7 +97,7 @@ impl Slam {
     }
 
     /// Files in the keys directory (including hidden ones), sorted.
-    pub fn key_dir_listing(&self) -> Vec<String> {
+    pub(crate) fn key_dir_listing(&self) -> Vec<String> {
         match std::fs::read_dir(self.keys_dir()) {
             Err(_) => Vec::new(),
             Ok(entries) => {
@@ -110,7 +110,7 @@ impl Slam {
     }
 }
 
-pub fn command_in(data_dir: &Path, args: &[&str]) -> Command {
+pub(crate) fn command_in(data_dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_slam"));
     cmd.arg("--local").arg("--data-dir").arg(data_dir).args(args);
     cmd.env_remove("SLAM_DATA_DIR").env_remove("SLAM_KEY_PASSWORD").env("SLAM_LOG", "trace");
@@ -118,7 +118,7 @@ pub fn command_in(data_dir: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-pub fn run(mut cmd: Command) -> Run {
+pub(crate) fn run(mut cmd: Command) -> Run {
     finished(cmd.output().unwrap())
 }
 
@@ -131,7 +131,7 @@ fn finished(out: Output) -> Run {
 }
 
 /// Decrypts a PKCS#8 key file and returns its public key (SPKI DER).
-pub fn private_key_public_der(pem: &str, passphrase: Option<&str>) -> Vec<u8> {
+pub(crate) fn private_key_public_der(pem: &str, passphrase: Option<&str>) -> Vec<u8> {
     use pkcs8::{DecodePrivateKey, EncodePublicKey};
     let key = match passphrase {
         Some(p) => rsa::RsaPrivateKey::from_pkcs8_encrypted_pem(pem, p.as_bytes()).unwrap(),
@@ -141,7 +141,7 @@ pub fn private_key_public_der(pem: &str, passphrase: Option<&str>) -> Vec<u8> {
 }
 
 /// The public key (SPKI DER) a PEM certificate certifies.
-pub fn certificate_public_der(pem: &str) -> Vec<u8> {
+pub(crate) fn certificate_public_der(pem: &str) -> Vec<u8> {
     use x509_cert::der::{DecodePem, Encode};
     let cert = x509_cert::Certificate::from_pem(pem.as_bytes()).unwrap();
     cert.tbs_certificate.subject_public_key_info.to_der().unwrap()
