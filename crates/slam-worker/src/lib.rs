@@ -153,8 +153,13 @@ impl Drop for Background {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        if let Some(thread) = self.thread.take()
+            && let Err(panic) = thread.join()
+            && !std::thread::panicking()
+        {
+            // A panic on the worker's thread must fail the test (or program) that
+            // ran it, not vanish with the thread.
+            std::panic::resume_unwind(panic);
         }
     }
 }

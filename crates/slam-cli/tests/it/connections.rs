@@ -2,7 +2,7 @@
 //! `use-connection-username`, `test-connection`, `remove-connection`, `settings`,
 //! against the fake Salesforce, with a real SQLite store in the data directory.
 
-use crate::login::{KEY_PASS, USER, World};
+use crate::support::{KEY_PASS, USER, World};
 use crate::support::Run;
 use slam_testkit::User;
 

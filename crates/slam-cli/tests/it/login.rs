@@ -2,43 +2,11 @@
 //! names (reached through `--resolve`, trusted through `--ca-file`), real RS256
 //! verification against the uploaded certificate, Salesforce's own error bodies.
 
-use crate::support::{Run, Slam};
-use slam_testkit::{App, FakeSalesforce, Org, User};
+use crate::support::{KEY_PASS, Run, Slam, USER, World};
+use slam_testkit::{App, Org, User};
 use std::time::{Duration, Instant};
 
-pub(crate) const KEY_PASS: &str = "key passphrase: long & <unique>";
-pub(crate) const USER: &str = "etl@acme.com";
-
-/// A fake Salesforce with a production org `acme`, a sandbox `acme--partial`, a
-/// user in each, and a SLAM data dir holding keypair `acme-prod` registered in an
-/// External Client App of the production org.
-pub(crate) struct World {
-    pub(crate) slam: Slam,
-    pub(crate) fake: FakeSalesforce,
-    pub(crate) ca_file: std::path::PathBuf,
-    pub(crate) prod: Org,
-    sandbox: Org,
-    pub(crate) consumer_key: String,
-}
-
 impl World {
-    pub(crate) fn new() -> Self {
-        let slam = Slam::new();
-        let fake = FakeSalesforce::start();
-        let ca_file = fake.write_ca_file(slam.data_dir());
-        let prod = Org::production("acme");
-        let sandbox = Org::sandbox("acme--partial");
-        fake.add_org(prod.clone());
-        fake.add_org(sandbox.clone());
-        fake.add_user(User::new(USER, &prod));
-        fake.add_user(User::new("etl@acme.com.partial", &sandbox));
-        slam.run_with_stdin(&["setup-jwt", "--key-name", "acme-prod", "--password-stdin"], KEY_PASS).ok();
-        let cert = std::fs::read_to_string(slam.cert_file("acme-prod")).unwrap();
-        let consumer_key = App::random_consumer_key();
-        fake.add_app(App::new(consumer_key.clone(), &prod, cert).pre_authorize(USER));
-        World { slam, fake, ca_file, prod, sandbox, consumer_key }
-    }
-
     /// `slam --format json test-login` with the fake's CA and resolve override, the
     /// key passphrase in the environment, and `args`.
     fn login(&self, args: &[&str]) -> Run {

@@ -1,5 +1,6 @@
 //! Running the `slam` binary against a scratch data directory.
 
+use slam_testkit::{App, FakeSalesforce, Org, User};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -145,4 +146,59 @@ pub(crate) fn certificate_public_der(pem: &str) -> Vec<u8> {
     use x509_cert::der::{DecodePem, Encode};
     let cert = x509_cert::Certificate::from_pem(pem.as_bytes()).unwrap();
     cert.tbs_certificate.subject_public_key_info.to_der().unwrap()
+}
+
+pub(crate) const KEY_PASS: &str = "key passphrase: long & <unique>";
+pub(crate) const USER: &str = "etl@acme.com";
+
+/// A fake Salesforce with a production org `acme`, a sandbox `acme--partial`, a
+/// user in each, and a SLAM data dir holding keypair `acme-prod` registered in an
+/// External Client App of the production org.
+pub(crate) struct World {
+    pub(crate) slam: Slam,
+    pub(crate) fake: FakeSalesforce,
+    pub(crate) ca_file: std::path::PathBuf,
+    pub(crate) prod: Org,
+    pub(crate) sandbox: Org,
+    pub(crate) consumer_key: String,
+}
+
+impl World {
+    pub(crate) fn new() -> Self {
+        let slam = Slam::new();
+        let fake = FakeSalesforce::start();
+        let ca_file = fake.write_ca_file(slam.data_dir());
+        let prod = Org::production("acme");
+        let sandbox = Org::sandbox("acme--partial");
+        fake.add_org(prod.clone());
+        fake.add_org(sandbox.clone());
+        fake.add_user(User::new(USER, &prod));
+        fake.add_user(User::new("etl@acme.com.partial", &sandbox));
+        install_shared_keypair(&slam);
+        let cert = std::fs::read_to_string(slam.cert_file("acme-prod")).unwrap();
+        let consumer_key = App::random_consumer_key();
+        fake.add_app(App::new(consumer_key.clone(), &prod, cert).pre_authorize(USER));
+        World { slam, fake, ca_file, prod, sandbox, consumer_key }
+    }
+}
+
+/// Keypair `acme-prod` (passphrase [`KEY_PASS`]), made once per test binary by the
+/// real `slam setup-jwt` and copied into each World's data directory: 600,000 PBKDF2
+/// iterations once, not once per test. Tests about `setup-jwt` itself run it for real.
+fn install_shared_keypair(slam: &Slam) {
+    static PAIR: std::sync::OnceLock<(Vec<u8>, Vec<u8>)> = std::sync::OnceLock::new();
+    let (pem, crt) = PAIR.get_or_init(|| {
+        let maker = Slam::new();
+        maker.run_with_stdin(&["setup-jwt", "--key-name", "acme-prod", "--password-stdin"], KEY_PASS).ok();
+        (std::fs::read(maker.key_file("acme-prod")).unwrap(), std::fs::read(maker.cert_file("acme-prod")).unwrap())
+    });
+    // SLAM creates the keys directory with its private permissions.
+    slam.run(&["list-keys"]).ok();
+    std::fs::write(slam.key_file("acme-prod"), pem).unwrap();
+    std::fs::write(slam.cert_file("acme-prod"), crt).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(slam.key_file("acme-prod"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
 }

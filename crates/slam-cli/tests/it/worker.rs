@@ -7,7 +7,7 @@
 //! token cache never stands in for one) while unlocked keys are kept; a missing
 //! worker is reported with what to do.
 
-use crate::login::{KEY_PASS, USER, World};
+use crate::support::{KEY_PASS, USER, World};
 use crate::support::{Run, run};
 use slam_testkit::User;
 use slam_worker::WorkerSettings;
