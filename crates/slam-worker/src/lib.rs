@@ -91,6 +91,24 @@ impl Bound {
     }
 }
 
+#[cfg(feature = "test-util")]
+impl Bound {
+    /// Overrides the idle and request limits below the configuration's one-second
+    /// granularity (tests of the limits; feature `test-util`). Only before serving.
+    pub fn set_limits(&mut self, idle: Option<std::time::Duration>, request: Option<std::time::Duration>) {
+        if let Some(worker) = Arc::get_mut(&mut self.worker) {
+            worker.set_limits(idle, request);
+        }
+    }
+
+    /// Admits only these uids, not even the worker's own (tests of refusals;
+    /// feature `test-util`).
+    #[cfg(unix)]
+    pub fn allow_only(&mut self, uids: Vec<u32>) {
+        self.listener.allow_only(uids);
+    }
+}
+
 /// [`bind`], then [`Bound::serve`]: what the foreground binary runs.
 pub async fn listen_and_serve(settings: &WorkerSettings, shutdown: impl Future<Output = ()>) -> Result<(), SlamError> {
     bind(settings)?.serve(shutdown).await;
@@ -109,6 +127,16 @@ pub struct Background {
 impl Background {
     /// Binds as [`bind`] does and starts serving; returns once clients can connect.
     pub fn start(settings: WorkerSettings) -> Result<Self, SlamError> {
+        Self::start_with(settings, |_| {})
+    }
+
+    /// As [`Background::start`], letting `adjust` change the bound worker before it
+    /// serves (the tests of limits and refusals use the `test-util` hooks of
+    /// [`Bound`]).
+    pub fn start_with(
+        settings: WorkerSettings,
+        adjust: impl FnOnce(&mut Bound) + Send + 'static,
+    ) -> Result<Self, SlamError> {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready, is_ready) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -122,7 +150,8 @@ impl Background {
             };
             runtime.block_on(async move {
                 match bind(&settings) {
-                    Ok(bound) => {
+                    Ok(mut bound) => {
+                        adjust(&mut bound);
                         let _ = ready.send(Ok(bound.address().to_string()));
                         bound
                             .serve(async move {

@@ -6,8 +6,7 @@
 
 use slam_protocol::frame::{DEFAULT_MAX_FRAME, read_frame, write_frame};
 use slam_protocol::{PROTOCOL_VERSION, Request, Response};
-use slam_worker::unix::{bind, run};
-use slam_worker::{Worker, WorkerSettings};
+use slam_worker::{Background, WorkerSettings};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -21,46 +20,38 @@ struct Setup {
     refuse_everyone: bool,
 }
 
+/// The library's own `Background` worker on a socket in a fresh directory.
 struct TestWorker {
     dir: tempfile::TempDir,
     socket: PathBuf,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    running: Option<Background>,
 }
 
 impl TestWorker {
-    fn start(configure: impl FnOnce(&mut Setup) + Send + 'static) -> Self {
+    fn start(configure: impl FnOnce(&mut Setup)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("slam.sock");
-        let data_dir = dir.path().to_path_buf();
-        let path = socket.clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (ready, is_ready) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Runtime::new().unwrap();
-            runtime.block_on(async move {
-                let mut setup = Setup {
-                    settings: WorkerSettings { data_dir, ..WorkerSettings::default() },
-                    idle_timeout: None,
-                    request_timeout: None,
-                    refuse_everyone: false,
-                };
-                configure(&mut setup);
-                let mut worker = Worker::new(&setup.settings).unwrap();
-                worker.set_limits(setup.idle_timeout, setup.request_timeout);
-                let mut listener = bind(&path, &[]).unwrap();
-                if setup.refuse_everyone {
-                    listener.allow_only(Vec::new());
-                }
-                ready.send(()).unwrap();
-                run(listener, std::sync::Arc::new(worker), async move {
-                    let _ = stopped.await;
-                })
-                .await;
-            });
-        });
-        is_ready.recv_timeout(Duration::from_secs(10)).unwrap();
-        TestWorker { dir, socket, stop: Some(stop), thread: Some(thread) }
+        let mut setup = Setup {
+            settings: WorkerSettings {
+                data_dir: dir.path().to_path_buf(),
+                pipe: socket.to_string_lossy().into_owned(),
+                allowed_clients: Vec::new(),
+                ..WorkerSettings::default()
+            },
+            idle_timeout: None,
+            request_timeout: None,
+            refuse_everyone: false,
+        };
+        configure(&mut setup);
+        let Setup { settings, idle_timeout, request_timeout, refuse_everyone } = setup;
+        let running = Background::start_with(settings, move |bound| {
+            bound.set_limits(idle_timeout, request_timeout);
+            if refuse_everyone {
+                bound.allow_only(Vec::new());
+            }
+        })
+        .unwrap();
+        TestWorker { dir, socket, running: Some(running) }
     }
 
     fn connect(&self) -> UnixStream {
@@ -76,21 +67,10 @@ impl TestWorker {
         read_all(&mut stream)
     }
 
+    /// Stops the worker after the requests in flight; a panic on its thread fails
+    /// the test here.
     fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            thread.join().unwrap();
-        }
-    }
-}
-
-impl Drop for TestWorker {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        drop(self.running.take());
     }
 }
 

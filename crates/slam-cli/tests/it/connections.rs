@@ -2,8 +2,8 @@
 //! `use-connection-username`, `test-connection`, `remove-connection`, `settings`,
 //! against the fake Salesforce, with a real SQLite store in the data directory.
 
-use crate::support::{KEY_PASS, USER, World};
 use crate::support::Run;
+use crate::support::{KEY_PASS, USER, World};
 use slam_testkit::User;
 
 const SOAP_USER: &str = "soap@acme.com";

@@ -291,24 +291,31 @@ fn a_request_queued_behind_the_same_username_past_its_time_limit_never_runs() {
     let last_test = || local(&w, &["list-connections"], &[]).ok().row()["last_test_at"].clone();
     let tested_before = last_test();
 
-    // Each Salesforce answer now takes 2 s: a test (login + two REST calls) takes ~6 s.
-    w.fake.set_latency(std::time::Duration::from_secs(2));
+    // Salesforce holds every answer: the first test stays inside its login for as
+    // long as this test wants, whatever the machine's speed.
+    w.fake.hang(true);
     let first = std::thread::spawn({
         let pipe = pipe.clone();
         move || via_worker(&pipe, &["test-connection", "--username", USER], &[])
     });
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Wait for the event itself: the first test's login has reached Salesforce.
+    let started = std::time::Instant::now();
+    while logins() == before {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the first test never logged in");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let second = via_worker(&pipe, &["test-connection", "--username", USER], &[]).fails_with(50406);
     assert!(second.stderr.contains("did not run"), "{}", second.stderr);
     let first = first.join().unwrap().fails_with(50406);
     assert!(first.stderr.contains("goes on in the worker"), "{}", first.stderr);
 
-    // The first finishes in the background and records its test; the second never starts.
+    // Released, the first finishes in the background and records its test; the
+    // second never starts.
+    w.fake.hang(false);
     let started = std::time::Instant::now();
     while last_test() == tested_before {
         assert!(started.elapsed() < std::time::Duration::from_secs(30), "the first test never completed");
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(logins(), before + 1, "only the first request logged in");
 }
