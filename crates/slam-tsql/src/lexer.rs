@@ -96,52 +96,13 @@ pub(crate) fn tokens(script: &str) -> Vec<Token<'_>> {
                 continue;
             }
             b'\'' | b'"' | b'[' => {
-                let close = match c {
-                    b'[' => b']',
-                    other => other,
-                };
-                i += 1;
-                loop {
-                    match bytes.get(i) {
-                        None => break,
-                        Some(&b) if b == close => {
-                            // A doubled closing character is an escaped one.
-                            if bytes.get(i + 1) == Some(&close) {
-                                i += 2;
-                                continue;
-                            }
-                            i += 1;
-                            break;
-                        }
-                        Some(&b'\n') => {
-                            line += 1;
-                            line_start = i + 1;
-                            i += 1;
-                        }
-                        Some(_) => i += 1,
-                    }
-                }
+                let close = if c == b'[' { b']' } else { c };
+                i = skip_quoted(bytes, i + 1, close, &mut line, &mut line_start);
                 if c == b'\'' { Kind::Text } else { Kind::QuotedName }
             }
+            // N'…': a string one character later.
             b'N' | b'n' if bytes.get(i + 1) == Some(&b'\'') => {
-                // N'…': the same as a string, one character earlier.
-                i += 2;
-                loop {
-                    match bytes.get(i) {
-                        None => break,
-                        Some(&b'\'') if bytes.get(i + 1) == Some(&b'\'') => i += 2,
-                        Some(&b'\'') => {
-                            i += 1;
-                            break;
-                        }
-                        Some(&b'\n') => {
-                            line += 1;
-                            line_start = i + 1;
-                            i += 1;
-                        }
-                        Some(_) => i += 1,
-                    }
-                }
+                i = skip_quoted(bytes, i + 2, b'\'', &mut line, &mut line_start);
                 Kind::Text
             }
             b'@' => {
@@ -173,6 +134,24 @@ pub(crate) fn tokens(script: &str) -> Vec<Token<'_>> {
         out.push(Token { kind, text: &script[start..i], line: token_line, column });
     }
     out
+}
+
+/// The index just past the closing `close` of a quoted text whose first byte after
+/// the opening quote is at `i`; a doubled `close` is an escaped one. Counts lines.
+fn skip_quoted(bytes: &[u8], mut i: usize, close: u8, line: &mut usize, line_start: &mut usize) -> usize {
+    loop {
+        match bytes.get(i) {
+            None => return i,
+            Some(&b) if b == close && bytes.get(i + 1) == Some(&close) => i += 2,
+            Some(&b) if b == close => return i + 1,
+            Some(&b'\n') => {
+                *line += 1;
+                *line_start = i + 1;
+                i += 1;
+            }
+            Some(_) => i += 1,
+        }
+    }
 }
 
 fn is_word_byte(b: u8) -> bool {

@@ -119,19 +119,7 @@ pub fn setup_jwt(ctx: &Context<'_>, args: SetupJwtArgs, sink: &mut dyn OutputSin
         pass = if outcome.encrypted { ", @key_password = <this passphrase>" } else { "" },
     ));
 
-    let mut result = ResultSet::new(&[
-        ("key_name", ColumnType::Text),
-        ("private_key_path", ColumnType::Text),
-        ("certificate_path", ColumnType::Text),
-        ("has_passphrase", ColumnType::Bool),
-        ("not_before", ColumnType::DateTime),
-        ("expires_at", ColumnType::DateTime),
-        ("cert_days", ColumnType::Int),
-        ("sha1_fingerprint", ColumnType::Text),
-        ("sha256_fingerprint", ColumnType::Text),
-        ("status", ColumnType::Text),
-        ("certificate_pem", ColumnType::Text),
-    ]);
+    let mut result = ResultSet::new(KEYPAIR_COLUMNS);
     let status = if outcome.replaced.is_some() { "replaced" } else { "created" };
     result.push(vec![
         outcome.name.as_str().into(),
@@ -149,6 +137,22 @@ pub fn setup_jwt(ctx: &Context<'_>, args: SetupJwtArgs, sink: &mut dyn OutputSin
     sink.result_set(result);
     Ok(())
 }
+
+/// The one-row result of `SLAM_setup_jwt`, whether the keypair was created,
+/// replaced or kept: one shape, so `INSERT ... EXEC` works either way.
+const KEYPAIR_COLUMNS: &[(&str, ColumnType)] = &[
+    ("key_name", ColumnType::Text),
+    ("private_key_path", ColumnType::Text),
+    ("certificate_path", ColumnType::Text),
+    ("has_passphrase", ColumnType::Bool),
+    ("not_before", ColumnType::DateTime),
+    ("expires_at", ColumnType::DateTime),
+    ("cert_days", ColumnType::Int),
+    ("sha1_fingerprint", ColumnType::Text),
+    ("sha256_fingerprint", ColumnType::Text),
+    ("status", ColumnType::Text),
+    ("certificate_pem", ColumnType::Text),
+];
 
 /// `SLAM_setup_jwt` on a keypair whose certificate is still valid, without
 /// `@force`: warn, change nothing, succeed, and return the existing keypair's row
@@ -199,19 +203,7 @@ fn keep_existing(
         }
         _ => {}
     }
-    let mut result = ResultSet::new(&[
-        ("key_name", ColumnType::Text),
-        ("private_key_path", ColumnType::Text),
-        ("certificate_path", ColumnType::Text),
-        ("has_passphrase", ColumnType::Bool),
-        ("not_before", ColumnType::DateTime),
-        ("expires_at", ColumnType::DateTime),
-        ("cert_days", ColumnType::Int),
-        ("sha1_fingerprint", ColumnType::Text),
-        ("sha256_fingerprint", ColumnType::Text),
-        ("status", ColumnType::Text),
-        ("certificate_pem", ColumnType::Text),
-    ]);
+    let mut result = ResultSet::new(KEYPAIR_COLUMNS);
     let cert_path = vault.certificate_path(name);
     result.push(vec![
         name.as_str().into(),
