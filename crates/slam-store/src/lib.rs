@@ -3,7 +3,7 @@
 //! The [`Store`] trait is what the operations see; the tables are the ones the T-SQL
 //! side has. [`SqliteStore`] is the embedded default (`DATA_DIR/slam.db`); the SQL
 //! Server implementation will implement the same trait and must pass the same
-//! behaviour suite, [`conformance`]. Every statement SQLite runs is in `sqlite_sql.rs`.
+//! behaviour suite, `conformance` (feature `test-util`). Every statement SQLite runs is in `sqlite_sql.rs`.
 //!
 //! Secrets never reach this crate in clear: the connection record carries them
 //! already sealed (opaque bytes), so a store on its own reveals nothing.

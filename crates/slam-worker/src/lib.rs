@@ -1,6 +1,6 @@
 //! The SLAM worker: the long-running process the SQL Server side talks to.
 //!
-//! A transport ([`unix`] sockets, or the Windows named pipe in `pipe`) accepts
+//! A transport (`unix` sockets, or the Windows named pipe in `pipe`) accepts
 //! connections and hands each to the transport-independent [`serve`] module: read
 //! one [`Request`] frame, run it through `slam_core::ops::dispatch`, stream the
 //! `message` / `result_set` frames back, end with exactly one `done`. The same
