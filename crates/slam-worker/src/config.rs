@@ -29,10 +29,18 @@ pub struct WorkerSettings {
     pub store: String,
     /// How long one operation may run before the client gets error 50406.
     pub request_timeout_seconds: u64,
-    /// How long a connected client may take to send its request.
+    /// How long the worker waits on a client: for its request, and for each frame
+    /// of the answer to be taken off the pipe. A client that stops reading loses
+    /// its connection after this long.
     pub idle_timeout_seconds: u64,
-    /// Clients served at once; more wait in the pipe's backlog.
+    /// Allowed clients connected at once; more wait in the pipe's backlog. Refused
+    /// peers do not count. Connections are cheap; the work is bounded by
+    /// `max_operations`.
     pub max_connections: usize,
+    /// Operations running at once (`ping` excepted), including those whose caller
+    /// stopped waiting after `request_timeout_seconds`: this bounds the Salesforce
+    /// and key work in flight. More wait, within their time limit.
+    pub max_operations: usize,
     /// Keep Salesforce access tokens between operations (off only to measure).
     pub cache_tokens: bool,
     /// How to reach Salesforce.
@@ -80,7 +88,8 @@ impl Default for WorkerSettings {
             store: "sqlite".into(),
             request_timeout_seconds: 120,
             idle_timeout_seconds: 10,
-            max_connections: 64,
+            max_connections: 128,
+            max_operations: 16,
             cache_tokens: true,
             salesforce: SalesforceSettings::default(),
             log: LogSettings::default(),
@@ -188,8 +197,12 @@ impl WorkerSettings {
                 return Err(invalid(name, format!("{value} is outside 1..={max}")));
             }
         }
-        if self.max_connections == 0 || self.max_connections > 1_000 {
-            return Err(invalid("max_connections", format!("{} is outside 1..=1000", self.max_connections)));
+        for (name, value, max) in
+            [("max_connections", self.max_connections, 1_000), ("max_operations", self.max_operations, 256)]
+        {
+            if value == 0 || value > max {
+                return Err(invalid(name, format!("{value} is outside 1..={max}")));
+            }
         }
         if self.log.max_files == 0 {
             return Err(invalid("log.max_files", "must be at least 1"));

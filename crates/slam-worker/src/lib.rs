@@ -107,6 +107,13 @@ impl Bound {
     pub fn allow_only(&mut self, uids: Vec<u32>) {
         self.listener.allow_only(uids);
     }
+
+    /// Refuses the next `count` peers whatever their uid (tests of refusals next to
+    /// allowed clients; feature `test-util`).
+    #[cfg(unix)]
+    pub fn refuse_first(&mut self, count: usize) {
+        self.listener.refuse_first(count);
+    }
 }
 
 /// [`bind`], then [`Bound::serve`]: what the foreground binary runs.

@@ -3,13 +3,20 @@
 //!
 //! Guarantees, each tested from the outside (`tests/`):
 //! - a peer the transport did not allow gets a `done` with 50404, nothing else runs;
-//! - a peer that sends nothing is disconnected after the idle limit;
+//! - a peer that sends nothing, or stops taking its answer off the pipe, is
+//!   disconnected after the idle limit (every write has that deadline);
 //! - oversized or malformed frames get a `done` error (50405), not a silent hang-up;
 //! - a request gets at most the request limit, then a `done` with 50406; one that
 //!   was still queued behind another on the same key or username never runs;
 //! - operations on the same key name or username run one at a time ([`crate::locks`]);
 //! - shutdown stops accepting and waits for requests in flight;
-//! - at most `max_connections` are served at once (the rest wait in the backlog).
+//! - at most `max_connections` allowed peers are served at once (the rest wait in
+//!   the backlog); refused peers are answered outside that limit, at most
+//!   [`REFUSALS_IN_FLIGHT`] at a time (beyond that they are dropped unanswered), so
+//!   accounts the worker does not serve cannot crowd out those it does;
+//! - at most `max_operations` operations run at once, `ping` excepted, counting
+//!   those whose caller stopped waiting: the work in flight stays bounded whatever
+//!   the clients do.
 
 use crate::config::WorkerSettings;
 use crate::locks::{NamedLocks, lock_names};
@@ -35,6 +42,9 @@ const QUEUED: u8 = 0;
 const RUNNING: u8 = 1;
 const CANCELLED: u8 = 2;
 
+/// Refused peers answered at once; more are disconnected without an answer.
+pub const REFUSALS_IN_FLIGHT: usize = 16;
+
 /// Everything the worker shares between connections.
 pub struct Worker {
     data_dir: PathBuf,
@@ -44,6 +54,8 @@ pub struct Worker {
     idle_timeout: Duration,
     request_timeout: Duration,
     max_connections: usize,
+    /// One permit per operation running (`ping` excepted).
+    operations: Arc<Semaphore>,
     max_frame: u32,
 }
 
@@ -66,6 +78,7 @@ impl Worker {
             idle_timeout: settings.idle_timeout(),
             request_timeout: settings.request_timeout(),
             max_connections: settings.max_connections,
+            operations: Arc::new(Semaphore::new(settings.max_operations)),
             max_frame: frame::DEFAULT_MAX_FRAME,
         })
     }
@@ -103,13 +116,19 @@ pub(crate) async fn accept_loop<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(worker.max_connections.max(1)));
+    let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT));
     let mut in_flight = JoinSet::new();
+    let mut slot = None;
     tokio::pin!(shutdown);
     loop {
-        // Wait for a free slot first: beyond the limit, clients wait in the backlog.
-        let slot = tokio::select! {
-            () = &mut shutdown => break,
-            slot = slots.clone().acquire_owned() => match slot { Ok(slot) => slot, Err(_) => break },
+        // Hold a free slot before accepting: beyond the limit, clients wait in the
+        // backlog. A slot is kept across refused peers, which do not use one.
+        let held = match slot.take() {
+            Some(held) => held,
+            None => tokio::select! {
+                () = &mut shutdown => break,
+                acquired = slots.clone().acquire_owned() => match acquired { Ok(held) => held, Err(_) => break },
+            },
         };
         // Reap finished connections without racing them against `accept`: a
         // Windows pipe accept is not cancel-safe (dropping it mid-connect would drop
@@ -119,14 +138,30 @@ pub(crate) async fn accept_loop<S>(
             () = &mut shutdown => break,
             accepted = accept() => {
                 match accepted {
+                    Ok((stream, peer)) if !peer.allowed => {
+                        slot = Some(held);
+                        match refusals.clone().try_acquire_owned() {
+                            Ok(permit) => {
+                                let worker = worker.clone();
+                                in_flight.spawn(async move {
+                                    refuse(stream, &peer, &worker).await;
+                                    drop(permit);
+                                });
+                            }
+                            Err(_) => {
+                                tracing::warn!(peer = %peer.description, "dropped a refused peer unanswered: too many refusals at once");
+                            }
+                        }
+                    }
                     Ok((stream, peer)) => {
                         let worker = worker.clone();
                         in_flight.spawn(async move {
                             serve(stream, peer, &worker).await;
-                            drop(slot);
+                            drop(held);
                         });
                     }
                     Err(e) => {
+                        slot = Some(held);
                         tracing::warn!(error = %e, "accepting a connection failed");
                         // Do not spin on a persistent failure.
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -166,14 +201,21 @@ fn done(id: &str, error: Option<&SlamError>) -> Response {
     Response::Done { version: PROTOCOL_VERSION, id: id.to_string(), error: error.map(WireError::from) }
 }
 
-async fn write<S: AsyncWrite + Unpin>(stream: &mut S, response: &Response) -> bool {
-    match frame::write_frame_async(stream, response, frame::MAX_RESPONSE_FRAME).await {
-        Ok(()) => true,
-        Err(FrameError::TooLarge { length, max }) => {
+/// Writes one frame within `deadline`; false when the peer is gone, stopped
+/// reading, or the frame cannot be sent.
+async fn write<S: AsyncWrite + Unpin>(stream: &mut S, response: &Response, deadline: Duration) -> bool {
+    let written = tokio::time::timeout(deadline, frame::write_frame_async(stream, response, frame::MAX_RESPONSE_FRAME));
+    match written.await {
+        Ok(Ok(())) => true,
+        Ok(Err(FrameError::TooLarge { length, max })) => {
             tracing::error!(length, max, "a response frame is over the limit");
             false
         }
-        Err(_) => false,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            tracing::warn!(seconds = deadline.as_secs_f64(), "a client stopped reading its answer; disconnecting");
+            false
+        }
     }
 }
 
@@ -181,21 +223,22 @@ async fn read_request<S: AsyncRead + Unpin>(stream: &mut S, max: u32) -> Result<
     frame::read_frame_async(stream, max).await
 }
 
+/// Answers a peer the transport did not allow with 50404 and nothing else.
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, peer: &Peer, worker: &Worker) {
+    tracing::warn!(peer = %peer.description, "refused a peer that is not among the allowed clients");
+    // Take the request off the wire first (bounded like any other read, and never
+    // run), so the refusal is the answer the client reads rather than a reset
+    // connection under its write.
+    let id = match tokio::time::timeout(worker.idle_timeout, read_request(&mut stream, worker.max_frame)).await {
+        Ok(Ok(Some(request))) => request.id,
+        _ => String::new(),
+    };
+    let error = SlamError::new(ErrorCode::PeerNotAllowed, "this account may not use the SLAM worker")
+        .with_hint("add it to the worker's `allowed_clients` setting");
+    write(&mut stream, &done(&id, Some(&error)), worker.idle_timeout).await;
+}
+
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, peer: Peer, worker: &Arc<Worker>) {
-    if !peer.allowed {
-        tracing::warn!(peer = %peer.description, "refused a peer that is not among the allowed clients");
-        // Take the request off the wire first (bounded like any other read, and never
-        // run), so the refusal is the answer the client reads rather than a reset
-        // connection under its write.
-        let id = match tokio::time::timeout(worker.idle_timeout, read_request(&mut stream, worker.max_frame)).await {
-            Ok(Ok(Some(request))) => request.id,
-            _ => String::new(),
-        };
-        let error = SlamError::new(ErrorCode::PeerNotAllowed, "this account may not use the SLAM worker")
-            .with_hint("add it to the worker's `allowed_clients` setting");
-        write(&mut stream, &done(&id, Some(&error))).await;
-        return;
-    }
     let request = match tokio::time::timeout(worker.idle_timeout, read_request(&mut stream, worker.max_frame)).await {
         Err(_) => {
             tracing::debug!(peer = %peer.description, "a peer sent no request in time; disconnecting");
@@ -206,7 +249,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, peer: Peer, wor
         Ok(Err(e)) => {
             tracing::debug!(peer = %peer.description, error = %e, "bad request frame");
             let error = SlamError::new(ErrorCode::BadFrame, format!("the request could not be read: {e}"));
-            write(&mut stream, &done("", Some(&error))).await;
+            write(&mut stream, &done("", Some(&error)), worker.idle_timeout).await;
             return;
         }
     };
@@ -228,7 +271,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, peer: Peer, wor
                     if let Response::Done { error: Some(_), .. } = &response {
                         outcome = "error";
                     }
-                    if !write(&mut stream, &response).await {
+                    if !write(&mut stream, &response, worker.idle_timeout).await {
                         outcome = "client gone";
                         break;
                     }
@@ -238,7 +281,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, peer: Peer, wor
                 }
                 None => {
                     let error = SlamError::new(ErrorCode::Internal, "the operation ended without an answer");
-                    write(&mut stream, &done(&id, Some(&error))).await;
+                    write(&mut stream, &done(&id, Some(&error)), worker.idle_timeout).await;
                     outcome = "no answer";
                     break;
                 }
@@ -255,18 +298,18 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, peer: Peer, wor
                         format!("`{operation}` did not finish within {seconds} seconds; it goes on in the worker"),
                     )
                 } else {
-                    // Still queued behind another operation on the same key or user:
-                    // cancel it, so it never runs after its caller was told it failed.
+                    // Still queued behind another operation on the same key or user, or
+                    // for an operation slot: cancel it, so it never runs after its caller was told it failed.
                     task.abort();
                     SlamError::new(
                         ErrorCode::RequestTimeout,
                         format!(
-                            "`{operation}` waited {seconds} seconds for another operation on the same key or \
-                             connection and did not run"
+                            "`{operation}` waited {seconds} seconds for its turn (another operation on the same key \
+                             or connection, or the worker's limit of operations at once) and did not run"
                         ),
                     )
                 };
-                write(&mut stream, &done(&id, Some(&error))).await;
+                write(&mut stream, &done(&id, Some(&error)), worker.idle_timeout).await;
                 outcome = "timed out";
                 break;
             }
@@ -294,6 +337,15 @@ async fn run_operation(
     stage: Arc<AtomicU8>,
 ) {
     let id = request.id.clone();
+    // `ping` reports on the worker itself: it never waits behind Salesforce work.
+    let permit = if request.operation == "ping" {
+        None
+    } else {
+        match worker.operations.clone().acquire_owned().await {
+            Ok(permit) => Some(permit),
+            Err(_) => return, // closed only when the worker is dropped
+        }
+    };
     let held = worker.locks.acquire(&lock_names(&request)).await;
     let runtime = tokio::runtime::Handle::current();
     let sink_tx = tx.clone();
@@ -315,6 +367,7 @@ async fn run_operation(
         // The locks are released only when the operation is over, even if its
         // caller stopped waiting.
         drop(held);
+        drop(permit);
         let _ = sink.tx.send(done(&id, result.as_ref().err()));
     });
     if let Err(e) = blocking.await {

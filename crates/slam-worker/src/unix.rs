@@ -11,6 +11,10 @@ use tokio::net::UnixListener;
 pub struct Listener {
     listener: UnixListener,
     allowed_uids: Vec<u32>,
+    /// Peers to refuse, whatever their uid, before admitting by uid again (tests
+    /// of refusals alongside allowed clients; feature `test-util`).
+    #[cfg(feature = "test-util")]
+    refuse_first: usize,
 }
 
 /// Binds the socket at `path` with mode 0660; `allowed_uids` plus the worker's
@@ -47,7 +51,12 @@ pub fn bind(path: &Path, allowed_uids: &[u32]) -> std::io::Result<Listener> {
     if !allowed_uids.contains(&own) {
         allowed_uids.push(own);
     }
-    Ok(Listener { listener, allowed_uids })
+    Ok(Listener {
+        listener,
+        allowed_uids,
+        #[cfg(feature = "test-util")]
+        refuse_first: 0,
+    })
 }
 
 impl Listener {
@@ -57,14 +66,31 @@ impl Listener {
     pub fn allow_only(&mut self, uids: Vec<u32>) {
         self.allowed_uids = uids;
     }
+
+    /// Refuses the next `count` peers whatever their uid, then admits by uid again
+    /// (feature `test-util`).
+    #[cfg(feature = "test-util")]
+    pub fn refuse_first(&mut self, count: usize) {
+        self.refuse_first = count;
+    }
 }
 
 /// Serves `listener` until `shutdown` completes, then waits for requests in flight.
 pub async fn run(listener: Listener, worker: Arc<Worker>, shutdown: impl Future<Output = ()>) {
+    #[cfg(feature = "test-util")]
+    let Listener { listener, allowed_uids, mut refuse_first } = listener;
+    #[cfg(not(feature = "test-util"))]
     let Listener { listener, allowed_uids } = listener;
     accept_loop(worker, shutdown, async || {
         let (stream, _) = listener.accept().await?;
         let uid = stream.peer_cred().map(|c| c.uid()).ok();
+        #[cfg(feature = "test-util")]
+        let uid = if refuse_first > 0 {
+            refuse_first -= 1;
+            None
+        } else {
+            uid
+        };
         let peer = Peer {
             allowed: uid.is_some_and(|u| allowed_uids.contains(&u)),
             description: uid.map_or_else(|| "uid unknown".to_string(), |u| format!("uid {u}")),

@@ -18,6 +18,7 @@ struct Setup {
     idle_timeout: Option<Duration>,
     request_timeout: Option<Duration>,
     refuse_everyone: bool,
+    refuse_first: usize,
 }
 
 /// The library's own `Background` worker on a socket in a fresh directory.
@@ -41,14 +42,16 @@ impl TestWorker {
             idle_timeout: None,
             request_timeout: None,
             refuse_everyone: false,
+            refuse_first: 0,
         };
         configure(&mut setup);
-        let Setup { settings, idle_timeout, request_timeout, refuse_everyone } = setup;
+        let Setup { settings, idle_timeout, request_timeout, refuse_everyone, refuse_first } = setup;
         let running = Background::start_with(settings, move |bound| {
             bound.set_limits(idle_timeout, request_timeout);
             if refuse_everyone {
                 bound.allow_only(Vec::new());
             }
+            bound.refuse_first(refuse_first);
         })
         .unwrap();
         TestWorker { dir, socket, running: Some(running) }
@@ -176,11 +179,157 @@ fn dozens_of_clients_at_once() {
 }
 
 #[test]
-fn a_peer_that_is_not_allowed_is_refused() {
+fn a_peer_that_is_not_allowed_is_refused_and_nothing_runs() {
     let worker = TestWorker::start(|s| s.refuse_everyone = true);
-    let frames = worker.send("ping", serde_json::json!({}));
+    let frames = worker.send("setup_jwt", serde_json::json!({"key_name": "planted"}));
     assert_eq!(frames.len(), 1, "nothing but the refusal: {frames:?}");
     assert_eq!(error_number(&frames), Some(50404));
+    let keys = worker.dir.path().join("keys");
+    let made: Vec<_> =
+        std::fs::read_dir(&keys).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(made.is_empty(), "a refused request made {made:?}");
+    worker.stop();
+}
+
+/// Connects `count` clients that send `request` (or nothing) and then neither read
+/// nor close.
+fn stalled_clients(worker: &TestWorker, count: usize, request: Option<&Request>) -> Vec<UnixStream> {
+    (0..count)
+        .map(|_| {
+            let mut stream = worker.connect();
+            if let Some(request) = request {
+                write_frame(&mut stream, request, DEFAULT_MAX_FRAME).unwrap();
+            }
+            stream
+        })
+        .collect()
+}
+
+/// A ping's round trip, failing the test if it takes 5 s (the client's own limit).
+fn timed_ping(worker: &TestWorker) -> Duration {
+    let started = Instant::now();
+    let mut stream = worker.connect();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write_frame(&mut stream, &request("p", "ping", serde_json::json!({})), DEFAULT_MAX_FRAME).unwrap();
+    let frames = read_all(&mut stream);
+    assert_eq!(error_number(&frames), None);
+    started.elapsed()
+}
+
+#[test]
+fn refused_peers_do_not_take_the_allowed_clients_slots() {
+    // Two slots, 64 refused peers that send nothing: before, each held a slot for
+    // the whole idle limit (10 s) and the ping waited behind them.
+    let worker = TestWorker::start(|s| {
+        s.settings.max_connections = 2;
+        s.refuse_first = 64;
+    });
+    let _refused = stalled_clients(&worker, 64, None);
+    let took = timed_ping(&worker);
+    assert!(took < Duration::from_secs(1), "a ping behind 64 refused peers took {took:?}");
+    worker.stop();
+}
+
+/// Makes the answer of `list_keys` larger than a socket's buffer: one real keypair
+/// and `copies` copies of its files under other names.
+fn plant_keys(worker: &TestWorker, copies: usize) {
+    assert_eq!(error_number(&worker.send("setup_jwt", serde_json::json!({"key_name": "k0"}))), None);
+    let keys = worker.dir.path().join("keys");
+    for i in 1..=copies {
+        for ext in ["pem", "crt"] {
+            std::fs::copy(keys.join(format!("k0.{ext}")), keys.join(format!("k{i}.{ext}"))).unwrap();
+        }
+    }
+}
+
+#[test]
+fn sixty_four_clients_that_stop_reading_do_not_stall_a_ping() {
+    let worker = TestWorker::start(|_| {});
+    plant_keys(&worker, 250);
+    let big = request("big", "list_keys", serde_json::json!({}));
+    let mut probe = worker.connect();
+    write_frame(&mut probe, &big, DEFAULT_MAX_FRAME).unwrap();
+    let answer: usize = read_all(&mut probe).iter().map(|f| serde_json::to_vec(f).unwrap().len()).sum();
+    assert!(answer > 300_000, "the answer ({answer} bytes) must not fit in a socket buffer");
+
+    let stalled = stalled_clients(&worker, 64, Some(&big));
+    std::thread::sleep(Duration::from_millis(500)); // their answers are written until the buffers fill
+    let took = timed_ping(&worker);
+    assert!(took < Duration::from_secs(1), "a ping behind 64 clients that stopped reading took {took:?}");
+    drop(stalled);
+    worker.stop();
+}
+
+#[test]
+fn a_client_that_stops_reading_loses_its_connection_after_the_idle_limit() {
+    // One slot, held by a client that stopped reading: before, it was held forever.
+    let worker = TestWorker::start(|s| {
+        s.settings.max_connections = 1;
+        s.idle_timeout = Some(Duration::from_millis(300));
+    });
+    plant_keys(&worker, 250);
+    let mut stalled = stalled_clients(&worker, 1, Some(&request("big", "list_keys", serde_json::json!({}))));
+    std::thread::sleep(Duration::from_millis(100));
+    let took = timed_ping(&worker);
+    assert!(took < Duration::from_secs(3), "the ping waited {took:?} for the stalled client's slot");
+    // The stalled client's answer was cut: reading it now ends before any `done`.
+    let mut bytes = Vec::new();
+    stalled[0].read_to_end(&mut bytes).unwrap();
+    assert!(!String::from_utf8_lossy(&bytes).contains(r#""type":"done""#), "the cut answer has no done frame");
+    worker.stop();
+}
+
+#[test]
+fn max_connections_makes_the_next_client_wait_for_a_slot() {
+    let limit = Duration::from_millis(700);
+    let worker = TestWorker::start(|s| {
+        s.settings.max_connections = 2;
+        s.idle_timeout = Some(limit);
+    });
+    let silent = stalled_clients(&worker, 2, None);
+    let took = timed_ping(&worker);
+    assert!(took >= limit - Duration::from_millis(100), "the third client was served at once ({took:?})");
+    drop(silent);
+    let silent = stalled_clients(&worker, 1, None);
+    let took = timed_ping(&worker);
+    assert!(took < limit, "a free slot was not used ({took:?})");
+    drop(silent);
+    worker.stop();
+}
+
+#[test]
+fn max_operations_bounds_the_work_in_flight_but_not_ping() {
+    // One operation at a time. The first setup_jwt is held inside the operation by
+    // its key's file lock (taken here), so it outlives its caller's time limit and
+    // keeps the only operation slot: a second, on another key, must never run.
+    let worker = TestWorker::start(|s| {
+        s.settings.max_operations = 1;
+        s.request_timeout = Some(Duration::from_millis(300));
+    });
+    assert_eq!(error_number(&worker.send("setup_jwt", serde_json::json!({"key_name": "k0"}))), None);
+    let keys = worker.dir.path().join("keys");
+    let lock = std::fs::File::create(keys.join(".first.lock")).unwrap();
+    lock.lock().unwrap();
+    let mut first = worker.connect();
+    write_frame(&mut first, &request("a", "setup_jwt", serde_json::json!({"key_name": "first"})), DEFAULT_MAX_FRAME)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let second = worker.send("setup_jwt", serde_json::json!({"key_name": "second"}));
+    let Some(Response::Done { error: Some(error), .. }) = second.last() else { panic!("{second:?}") };
+    assert_eq!(error.number, 50406);
+    assert!(error.message.contains("did not run"), "{}", error.message);
+    assert!(timed_ping(&worker) < Duration::from_secs(1), "ping does not wait for an operation slot");
+    let Some(Response::Done { error: Some(error), .. }) = read_all(&mut first).pop() else { panic!() };
+    assert!(error.message.contains("goes on in the worker"), "{}", error.message);
+
+    drop(lock);
+    let started = Instant::now();
+    while !keys.join("first.crt").exists() {
+        assert!(started.elapsed() < Duration::from_secs(20), "the first setup_jwt never finished");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!keys.join("second.crt").exists() && !keys.join("second.pem").exists(), "the cancelled request ran");
     worker.stop();
 }
 
@@ -347,4 +496,22 @@ mod binary {
         assert!(logged.contains("SLAM worker listening") && logged.contains("SLAM worker stopped"), "{logged}");
         assert!(logged.contains("operation=\"ping\"") || logged.contains("operation=ping"), "{logged}");
     }
+}
+
+#[test]
+fn the_socket_and_the_private_files_have_their_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let worker = TestWorker::start(|_| {});
+    let mode = |path: PathBuf| {
+        std::fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+    };
+    assert_eq!(mode(worker.socket.clone()), 0o660, "the socket: owner and group only");
+    assert_eq!(error_number(&worker.send("setup_jwt", serde_json::json!({"key_name": "modes"}))), None);
+    assert_eq!(error_number(&worker.send("list_connections", serde_json::json!({}))), None);
+    let dir = worker.dir.path();
+    assert_eq!(mode(dir.join("keys")), 0o700);
+    assert_eq!(mode(dir.join("keys/modes.pem")), 0o600);
+    assert_eq!(mode(dir.join("keys/modes.crt")), 0o644, "the certificate is public (it is uploaded to Salesforce)");
+    assert_eq!(mode(dir.join("slam.db")), 0o600, "the store");
+    worker.stop();
 }
