@@ -46,6 +46,13 @@ struct Cli {
     #[arg(long, global = true, env = "SLAM_PIPE", value_name = "PATH")]
     pipe: Option<String>,
 
+    /// The account the worker runs as: whatever serves the pipe must run as it (or
+    /// as root / LocalSystem) before any request is sent. Unix: a uid; Windows: a
+    /// SID or account name. [default: the owner of the socket's directory on Unix,
+    /// NT SERVICE\SpeedifulSLAM on Windows]
+    #[arg(long, global = true, env = "SLAM_WORKER_ACCOUNT", value_name = "ACCOUNT")]
+    worker_account: Option<String>,
+
     /// How to print result sets.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -127,7 +134,14 @@ fn run(cli: Cli, matches: &ArgMatches, sink: &mut TerminalSink) -> Result<(), Sl
         }
     }
     let pipe = cli.pipe.unwrap_or_else(|| slam_protocol::DEFAULT_PIPE.to_string());
-    let done = slam_client::call(&pipe, &request, &slam_client::CallOptions::default(), |response| match response {
+    let options = slam_client::CallOptions {
+        worker_account: match cli.worker_account.filter(|a| !a.trim().is_empty()) {
+            Some(account) => slam_client::WorkerAccount::Named(account.trim().to_string()),
+            None => slam_client::WorkerAccount::Default,
+        },
+        ..slam_client::CallOptions::default()
+    };
+    let done = slam_client::call(&pipe, &request, &options, |response| match response {
         Response::Message { severity, text, .. } => sink.message(severity, &text),
         Response::ResultSet { columns, rows, .. } => sink.result_set(ResultSet { columns, rows }),
         Response::Done { .. } => {}

@@ -76,6 +76,19 @@ pub enum ClientError {
         /// What happened.
         detail: String,
     },
+    /// Whatever serves the pipe runs as an account that is not trusted; nothing
+    /// was sent to it.
+    #[error(
+        "the process serving {pipe} runs as {found}, not as the SLAM worker's account ({expected}); nothing was sent to it"
+    )]
+    UntrustedServer {
+        /// The pipe or socket.
+        pipe: String,
+        /// The account found (`uid 1001`, a SID).
+        found: String,
+        /// The accounts trusted.
+        expected: String,
+    },
     /// No answer within the client's time limit.
     #[error("the SLAM worker on {pipe} did not answer within {} seconds", waited.as_secs())]
     TimedOut {
@@ -98,6 +111,10 @@ impl ClientError {
                 "run as an account the worker allows (its `allowed_clients` setting; on Unix, membership of the \
                  socket's group), or ask the administrator to add this one",
             ),
+            ClientError::UntrustedServer { .. } => SlamError::new(ErrorCode::WorkerNotTrusted, message).with_hint(
+                "if the worker really runs under that account, name it in SLAM_WORKER_ACCOUNT (or --worker-account); \
+                 otherwise another program holds the pipe name: find and stop it",
+            ),
             ClientError::Connect { source, .. } => {
                 SlamError::new(ErrorCode::WorkerUnavailable, format!("{message}: {source}")).with_hint(START_HINT)
             }
@@ -118,21 +135,53 @@ impl ClientError {
 const START_HINT: &str = "start the worker (`slam-worker` in the foreground, or `slam-worker service start` for the \
                           Windows service), or point --pipe / SLAM_PIPE at the one that runs";
 
+/// Which account may serve the pipe. The client checks whoever serves it before
+/// sending a byte (a request may carry a password, a security token or a key
+/// passphrase), so a program that took the pipe name while the worker was stopped
+/// learns nothing. root / LocalSystem (and, on Windows, an elevated
+/// Administrators process, whose objects Administrators own) are always trusted:
+/// they can read the keys anyway.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum WorkerAccount {
+    /// Unix: the owner of the socket's directory (`/run/speediful`, which the
+    /// service manager creates for the worker's user). Windows: the service's
+    /// virtual account, `NT SERVICE\SpeedifulSLAM`.
+    #[default]
+    Default,
+    /// This account. Unix: a uid. Windows: a SID (`S-1-5-...`) or an account name.
+    Named(String),
+}
+
+impl WorkerAccount {
+    /// From `SLAM_WORKER_ACCOUNT`; unset or empty is the default.
+    pub fn from_env() -> Self {
+        match std::env::var(slam_protocol::WORKER_ACCOUNT_ENV) {
+            Ok(value) if !value.trim().is_empty() => WorkerAccount::Named(value.trim().to_string()),
+            _ => WorkerAccount::Default,
+        }
+    }
+}
+
 /// Options of one call.
 #[derive(Debug, Clone)]
 pub struct CallOptions {
-    /// The longest wait for any one frame of the answer. `None` waits as long as
-    /// the worker takes (it ends every request within its own time limit). Enforced
-    /// on Unix; Windows pipes opened as files have no read timeout, so there the
-    /// worker's request limit is what bounds the wait.
-    pub read_timeout: Option<Duration>,
+    /// The longest wait for any one frame of the answer (and for the request to be
+    /// taken): longer than the worker's own request limit (120 s by default), so
+    /// the worker reports its timeout first.
+    pub read_timeout: Duration,
     /// How long to keep retrying while every pipe instance is busy (Windows).
     pub busy_wait: Duration,
+    /// Who may serve the pipe.
+    pub worker_account: WorkerAccount,
 }
 
 impl Default for CallOptions {
     fn default() -> Self {
-        Self { read_timeout: None, busy_wait: Duration::from_secs(10) }
+        Self {
+            read_timeout: Duration::from_secs(150),
+            busy_wait: Duration::from_secs(10),
+            worker_account: WorkerAccount::from_env(),
+        }
     }
 }
 
@@ -164,10 +213,7 @@ pub fn call(
                 });
             }
             Err(FrameError::Io(e)) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                return Err(ClientError::TimedOut {
-                    pipe: pipe.to_string(),
-                    waited: options.read_timeout.unwrap_or_default(),
-                });
+                return Err(ClientError::TimedOut { pipe: pipe.to_string(), waited: options.read_timeout });
             }
             Err(e) => return Err(ClientError::ConnectionLost { pipe: pipe.to_string(), detail: e.to_string() }),
         };
@@ -182,72 +228,8 @@ pub fn call(
 }
 
 #[cfg(unix)]
-mod platform {
-    use super::{CallOptions, ClientError};
-    use std::io;
-    use std::os::unix::net::UnixStream;
-
-    pub(super) fn connect(pipe: &str, options: &CallOptions) -> Result<UnixStream, ClientError> {
-        let stream = UnixStream::connect(pipe).map_err(|source| {
-            let pipe = pipe.to_string();
-            match source.kind() {
-                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
-                    ClientError::NotListening { pipe, source }
-                }
-                io::ErrorKind::PermissionDenied => ClientError::AccessDenied { pipe, source },
-                _ => ClientError::Connect { pipe, source },
-            }
-        })?;
-        stream
-            .set_read_timeout(options.read_timeout)
-            .map_err(|source| ClientError::Connect { pipe: pipe.to_string(), source })?;
-        Ok(stream)
-    }
-}
-
+#[path = "unix.rs"]
+mod platform;
 #[cfg(windows)]
-mod platform {
-    use super::{CallOptions, ClientError};
-    use std::fs::File;
-    use std::os::windows::fs::OpenOptionsExt;
-    use std::time::Instant;
-
-    /// `ERROR_PIPE_BUSY`: every instance is serving another client.
-    const ERROR_PIPE_BUSY: i32 = 231;
-    /// `ERROR_FILE_NOT_FOUND`: no pipe of that name.
-    const ERROR_FILE_NOT_FOUND: i32 = 2;
-    /// `ERROR_ACCESS_DENIED`: the pipe's DACL does not admit this account.
-    const ERROR_ACCESS_DENIED: i32 = 5;
-
-    pub(super) fn connect(pipe: &str, options: &CallOptions) -> Result<File, ClientError> {
-        let path = slam_protocol::windows_pipe_path(pipe);
-        let started = Instant::now();
-        loop {
-            // Ask for exactly what the pipe's DACL grants clients (GENERIC_WRITE
-            // would include the right to create pipe instances, which it refuses).
-            let opened = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .access_mode(slam_protocol::PIPE_CLIENT_ACCESS)
-                .open(&path);
-            match opened {
-                Ok(file) => return Ok(file),
-                Err(e) if e.raw_os_error() == Some(ERROR_PIPE_BUSY) => {
-                    // The worker creates the next instance right after accepting
-                    // one; a short sleep is all WaitNamedPipe would buy us.
-                    if started.elapsed() >= options.busy_wait {
-                        return Err(ClientError::Busy { pipe: path, waited: started.elapsed() });
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(source) => {
-                    return Err(match source.raw_os_error() {
-                        Some(ERROR_FILE_NOT_FOUND) => ClientError::NotListening { pipe: path, source },
-                        Some(ERROR_ACCESS_DENIED) => ClientError::AccessDenied { pipe: path, source },
-                        _ => ClientError::Connect { pipe: path, source },
-                    });
-                }
-            }
-        }
-    }
-}
+#[path = "windows.rs"]
+mod platform;

@@ -54,6 +54,9 @@ error_codes! {
     StoreFailed = 50005, "SLAM_STORE_FAILED";
     /// Stored secrets cannot be decrypted (master key missing, replaced, or from another machine).
     SecretsUnreadable = 50006, "SLAM_SECRETS_UNREADABLE";
+    /// The data directory, or a file in it, may be changed by an account other
+    /// than the worker's, SYSTEM/root or Administrators.
+    DataDirInsecure = 50007, "SLAM_DATA_DIR_INSECURE";
     /// `@key_name` is not a safe file name.
     KeyNameInvalid = 50101, "SLAM_KEY_NAME_INVALID";
     /// `@cert_days` is outside 1..=3650.
@@ -116,6 +119,9 @@ error_codes! {
     XpTimeout = 50412, "SLAM_XP_TIMEOUT";
     /// The worker's answer to `xp_slam` was not a valid SLAM answer.
     XpBadAnswer = 50413, "SLAM_XP_BAD_ANSWER";
+    /// Whatever serves the worker's pipe runs as an account the client does not
+    /// trust; nothing was sent to it.
+    WorkerNotTrusted = 50414, "SLAM_WORKER_NOT_TRUSTED";
     /// Salesforce could not be reached (DNS, connection refused, proxy).
     SalesforceUnreachable = 50301, "SLAM_SF_UNREACHABLE";
     /// The TLS certificate presented for Salesforce was not trusted.

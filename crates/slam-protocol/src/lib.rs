@@ -39,6 +39,21 @@ pub const DEFAULT_PIPE: &str = "/run/speediful/slam.sock";
 /// create instances of the pipe could pose as the worker to other clients.
 pub const PIPE_CLIENT_ACCESS: u32 = 0x0012_008B;
 
+/// The account the worker's Windows service runs as unless installed otherwise:
+/// the virtual account `NT SERVICE\SpeedifulSLAM`.
+pub const DEFAULT_WORKER_ACCOUNT: &str = r"NT SERVICE\SpeedifulSLAM";
+
+/// The SID of [`DEFAULT_WORKER_ACCOUNT`] (a service SID is computed from the
+/// service's name, so it is the same on every machine; the worker's tests check it
+/// against the computation).
+pub const DEFAULT_WORKER_SID: &str = "S-1-5-80-1890278089-1195093792-4224173795-1800513709-2646672063";
+
+/// The variable naming the account the worker runs as, for clients that must check
+/// whoever serves the pipe before sending it a secret: a uid on Unix, a SID or
+/// account name on Windows. The CLI reads it (or `--worker-account`); the XP reads
+/// `SLAM_XP_WORKER_ACCOUNT`, then the registry value `WorkerAccount`.
+pub const WORKER_ACCOUNT_ENV: &str = "SLAM_WORKER_ACCOUNT";
+
 /// The full name of a Windows pipe: `speediful-slam` becomes
 /// `\\.\pipe\speediful-slam`; a name already starting with `\\` is kept.
 pub fn windows_pipe_path(name: &str) -> String {
