@@ -15,6 +15,8 @@
 //!   tested at any instant.
 //! - [`secret`]: the type that carries passwords and passphrases without ever
 //!   printing them.
+//! - [`trust`]: whether the data directory and the files in it could have been
+//!   planted or changed by another local account.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -28,3 +30,4 @@ pub mod resident;
 pub mod salesforce;
 pub mod seal;
 pub mod secret;
+pub mod trust;

@@ -145,8 +145,10 @@ impl WireError {
 }
 
 impl CallerContext {
-    /// One line for logs and `SLAM_Log.Caller`: `login, db X, spid N, app Y` plus
-    /// whatever the transport knows of the peer (`uid 1000`, `pid 4242`).
+    /// One line for logs and `SLAM_Log.Caller`: `login, db X, spid N, app Y` as the
+    /// client claims them, plus what the transport itself verified of the peer
+    /// (`verified peer uid 1000`, `verified peer pid 4242`), so a log reader can
+    /// tell the claim from the fact.
     pub fn describe(&self, peer: Option<&str>) -> String {
         let mut parts = vec![self.login.clone().unwrap_or_else(|| "unknown login".into())];
         if let Some(server) = &self.server {
@@ -162,7 +164,7 @@ impl CallerContext {
             parts.push(format!("app {app}"));
         }
         if let Some(peer) = peer {
-            parts.push(peer.to_string());
+            parts.push(format!("verified peer {peer}"));
         }
         parts.join(", ")
     }

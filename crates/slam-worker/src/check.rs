@@ -22,6 +22,9 @@ pub fn environment(settings: &WorkerSettings) -> Vec<SlamError> {
             "the installer creates it; for a standalone worker create it and restrict it to the worker's account",
         )),
     }
+    if let Some(error) = settings.untrusted_files() {
+        problems.push(error);
+    }
     // Building the worker loads the extra CA file and checks the proxy.
     if let Err(e) = Worker::new(settings) {
         problems.push(e);

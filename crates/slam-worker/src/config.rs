@@ -47,6 +47,10 @@ pub struct WorkerSettings {
     pub salesforce: SalesforceSettings,
     /// Logging.
     pub log: LogSettings,
+    /// The file these settings were read from (none: the defaults). Not a setting:
+    /// the worker checks that nobody else could have written it.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 /// `[salesforce]`.
@@ -93,6 +97,7 @@ impl Default for WorkerSettings {
             cache_tokens: true,
             salesforce: SalesforceSettings::default(),
             log: LogSettings::default(),
+            source: None,
         }
     }
 }
@@ -144,6 +149,34 @@ fn invalid(setting: &str, problem: impl std::fmt::Display) -> SlamError {
 }
 
 impl WorkerSettings {
+    /// The files whose owner and permissions decide whether the worker may start
+    /// (see `slam_core::trust`): the data directory's, and the configuration file.
+    pub fn trusted_paths(&self) -> Vec<PathBuf> {
+        let mut paths = slam_core::trust::data_dir_paths(&self.data_dir);
+        paths.extend(self.source.clone());
+        paths
+    }
+
+    /// Every file the worker relies on that another account could have planted or
+    /// changed, as one error naming each; `None` when all may be trusted.
+    pub fn untrusted_files(&self) -> Option<SlamError> {
+        let problems = slam_core::trust::check(&self.trusted_paths());
+        if problems.is_empty() {
+            return None;
+        }
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        Some(
+            SlamError::new(
+                ErrorCode::DataDirInsecure,
+                format!("the worker will not start: another account could change its files: {}", list.join("; ")),
+            )
+            .with_hint(
+                "give each to the worker's account and remove the extra write permission; a file you did not put \
+                 there may have been planted: check it before you trust it",
+            ),
+        )
+    }
+
     /// Parses a configuration file's text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Self, SlamError> {
         toml::from_str(text).map_err(|e| {
@@ -159,7 +192,7 @@ impl WorkerSettings {
     /// explicitly); otherwise the defaults apply.
     pub fn load(path: &Path, required: bool) -> Result<Self, SlamError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Self::parse(&text, path),
+            Ok(text) => Self::parse(&text, path).map(|settings| Self { source: Some(path.to_path_buf()), ..settings }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Self::default()),
             Err(e) => Err(SlamError::new(
                 ErrorCode::ConfigInvalid,

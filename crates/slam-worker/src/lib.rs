@@ -45,9 +45,16 @@ pub struct Bound {
 
 /// Builds the worker from `settings` and creates its pipe (Windows) or socket
 /// (Unix). Must run inside a tokio runtime. Fails, with the setting to fix named,
-/// when the configuration cannot work or another worker owns the address.
+/// when the configuration cannot work or another worker owns the address, and
+/// with 50007 when another account could have planted or changed one of the
+/// worker's files (`slam_core::trust`).
 pub fn bind(settings: &WorkerSettings) -> Result<Bound, SlamError> {
     let worker = Arc::new(Worker::new(settings)?);
+    // Before anything listens: a planted key, master key, store or configuration
+    // could hand another local account the secrets the clients are about to send.
+    if let Some(error) = settings.untrusted_files() {
+        return Err(error);
+    }
     #[cfg(unix)]
     {
         let listener = unix::bind(std::path::Path::new(&settings.pipe), &settings.allowed_uids()?).map_err(|e| {

@@ -447,6 +447,13 @@ mod binary {
         let (code, out, err) = slam_worker(&["--config", config_arg, "--check-config"]);
         assert_eq!(code, 0, "{err}");
         assert!(err.contains("valid"), "{err}");
+        // A configuration every user may rewrite (to add a client, a proxy, a CA)
+        // is reported, and the worker would not start on it.
+        std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+        let (code, _, err) = slam_worker(&["--config", config_arg, "--check-config"]);
+        assert_eq!(code, 1);
+        assert!(err.contains("50007") && err.contains(config_arg) && err.contains("every user"), "{err}");
+        std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
         let effective: toml::Value = toml::from_str(&out).unwrap();
         assert_eq!(effective["request_timeout_seconds"].as_integer(), Some(120), "defaults filled in:\n{out}");
         // Flags override the file.
@@ -461,6 +468,82 @@ mod binary {
         let (code, template, _) = slam_worker(&["--print-default-config"]);
         assert_eq!(code, 0);
         assert!(template.contains("[salesforce]") && template.contains("[log]"), "{template}");
+    }
+
+    /// Every secret a worker handles, through the real binary at `trace` level
+    /// against the fake Salesforce: none may reach its log.
+    #[test]
+    fn no_secret_reaches_the_workers_log_even_at_trace_level() {
+        use slam_testkit::{App, FakeSalesforce, Org, User};
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeSalesforce::start();
+        let prod = Org::production("acme");
+        fake.add_org(prod.clone());
+        let (password, token, key_pass) = ("Trace-Pa55word-Secret", "TRACETOKENSECRET77", "trace key passphrase & <x>");
+        fake.add_user(User::new("soap@acme.com", &prod).with_password(password).with_security_token(token));
+        fake.add_user(User::new("jwt@acme.com", &prod));
+        let ca = fake.write_ca_file(dir.path());
+        let config = dir.path().join("worker.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[salesforce]\nca_file = '{}'\nresolve = ['{}']\ntimeout_seconds = 5\n[log]\nlevel = 'trace'\n",
+                ca.display(),
+                fake.resolve_spec()
+            ),
+        )
+        .unwrap();
+        let socket = dir.path().join("trace.sock");
+        let log = dir.path().join("worker.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_slam-worker"))
+            .args(["--config", config.to_str().unwrap(), "--data-dir", dir.path().to_str().unwrap()])
+            .args(["--pipe", socket.to_str().unwrap()])
+            .env_remove("SLAM_LOG")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while UnixStream::connect(&socket).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the worker exited ({status:?}): {}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "the worker did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let socket = socket.to_str().unwrap().to_string();
+        let send = |operation: &str, args: serde_json::Value| {
+            let done = slam_client::call(&socket, &request("t", operation, args), &Default::default(), |_| {});
+            done.unwrap().map(|e| e.number)
+        };
+        let soap = |password: &str| serde_json::json!({"username": "soap@acme.com", "password": password, "token": token, "domain": "acme.my"});
+        assert_eq!(send("setup_jwt", serde_json::json!({"key_name": "trace", "password": key_pass})), None);
+        let cert = std::fs::read_to_string(dir.path().join("keys/trace.crt")).unwrap();
+        let consumer_key = App::random_consumer_key();
+        fake.add_app(App::new(consumer_key.clone(), &prod, cert).pre_authorize("jwt@acme.com"));
+        assert_eq!(send("add_connection", soap(password)), None);
+        assert_eq!(send("add_connection", soap("Wrong-Trace-Secret")), Some(50320));
+        assert_eq!(send("test_connection", serde_json::json!({"username": "soap@acme.com"})), None);
+        let jwt = serde_json::json!({"username": "jwt@acme.com", "auth_method": "jwt_bearer", "consumer_key": consumer_key,
+            "key_name": "trace", "key_password": key_pass, "domain": "acme.my"});
+        assert_eq!(send("add_connection", jwt), None);
+        assert_eq!(send("test_connection", serde_json::json!({"username": "jwt@acme.com"})), None);
+        // A secret where a name belongs is refused without being repeated.
+        assert!(send("test_connection", serde_json::json!({"username": password})).is_some());
+        assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+        assert!(child.wait().unwrap().success());
+
+        let logged = std::fs::read_to_string(&log).unwrap();
+        assert!(logged.contains("TRACE") && logged.contains("add_connection"), "the log was at trace level:\n{logged}");
+        println!("{} lines logged, {} at TRACE", logged.lines().count(), logged.matches("TRACE").count());
+        let assertions: Vec<String> =
+            fake.requests().iter().filter_map(|r| r.form_value("assertion").map(str::to_string)).collect();
+        assert!(!assertions.is_empty(), "a JWT login happened");
+        for secret in
+            [password, token, key_pass, "Wrong-Trace-Secret"].map(str::to_string).into_iter().chain(assertions)
+        {
+            assert!(!logged.contains(&secret), "the worker logged a secret: {secret:.12}…\n{logged}");
+        }
+        assert!(!logged.contains(&format!("{}!", &prod.org_id[..15])), "an access token was logged:\n{logged}");
     }
 
     #[test]
@@ -514,4 +597,63 @@ fn the_socket_and_the_private_files_have_their_modes() {
     assert_eq!(mode(dir.join("keys/modes.crt")), 0o644, "the certificate is public (it is uploaded to Salesforce)");
     assert_eq!(mode(dir.join("slam.db")), 0o600, "the store");
     worker.stop();
+}
+
+#[test]
+fn the_worker_refuses_to_start_on_files_another_account_could_have_planted() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = WorkerSettings {
+        data_dir: dir.path().to_path_buf(),
+        pipe: dir.path().join("slam.sock").to_string_lossy().into_owned(),
+        allowed_clients: Vec::new(),
+        ..WorkerSettings::default()
+    };
+    // A keys folder every user may write into: anyone could drop a key or a
+    // configuration of their own in it.
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let config = dir.path().join("slam-worker.toml");
+    std::fs::write(&config, "").unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let settings = WorkerSettings { source: Some(config.clone()), ..settings };
+
+    let Err(error) = Background::start(settings.clone()) else { panic!("the worker started") };
+    assert_eq!(error.code.number(), 50007, "{error}");
+    for path in [&keys, &config] {
+        assert!(error.message.contains(&path.display().to_string()), "{path:?} not named: {}", error.message);
+    }
+    assert!(error.message.contains("every user"), "{}", error.message);
+    assert!(!dir.path().join("slam.sock").exists(), "nothing listens");
+
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    drop(Background::start(settings).unwrap());
+}
+
+#[test]
+fn the_log_records_the_verified_peer_beside_what_the_caller_claims() {
+    let worker = TestWorker::start(|_| {});
+    let mut stream = worker.connect();
+    let mut claimed = request("r", "remove_connection", serde_json::json!({"username": "nobody@example.com"}));
+    claimed.caller.login = Some(r"CORP\someone-else".into());
+    write_frame(&mut stream, &claimed, DEFAULT_MAX_FRAME).unwrap();
+    assert_eq!(error_number(&read_all(&mut stream)), Some(50206));
+    let mut store = slam_store::SqliteStore::open(&worker.dir.path().join("slam.db")).unwrap();
+    let log = slam_store::Store::recent_log(&mut store, 1).unwrap();
+    let uid = rustix_uid();
+    assert!(
+        log[0].caller.starts_with(r"CORP\someone-else") && log[0].caller.ends_with(&format!("verified peer uid {uid}")),
+        "{}",
+        log[0].caller
+    );
+    worker.stop();
+}
+
+/// Our uid, as the socket's peer credentials report it.
+fn rustix_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    let probe = tempfile::tempfile().unwrap();
+    probe.metadata().unwrap().uid()
 }
