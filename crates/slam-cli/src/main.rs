@@ -116,12 +116,15 @@ fn run(cli: Cli, matches: &ArgMatches, sink: &mut TerminalSink) -> Result<(), Sl
     if cli.local {
         let clock = SystemClock;
         let http = http_settings(&cli)?;
+        let data_dir = cli.data_dir.unwrap_or_else(DataDir::default_path);
         let ctx = Context {
-            data_dir: cli.data_dir.unwrap_or_else(DataDir::default_path),
+            store: ops::embedded_store(&data_dir),
+            data_dir,
             clock: &clock,
             http,
             caller: caller.describe(None),
             resident: None,
+            database: caller.database.clone(),
         };
         return block_on(ops::dispatch(&ctx, request, sink));
     }

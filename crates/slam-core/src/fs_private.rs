@@ -56,9 +56,14 @@ pub(crate) fn write_durably(path: &Path, contents: &[u8], visibility: Visibility
             Visibility::Public => 0o644,
         });
     }
-    #[cfg(not(unix))]
-    let _ = visibility;
     let mut file = options.open(path)?;
+    // Windows: the file inherits the private folder's DACL at creation; a private
+    // file also gets that DACL explicitly, protected from inheritance, so it stays
+    // private even if the folder's ACL is later widened or the file is moved.
+    #[cfg(windows)]
+    if visibility == Visibility::Private {
+        slam_windows::restrict_to_owner(path)?;
+    }
     file.write_all(contents)?;
     file.sync_all()
 }

@@ -52,6 +52,17 @@ pub struct Context<'a> {
     /// The worker's state kept between operations (HTTPS pool, token cache); `None`
     /// when the operation runs in-process (`slam --local`).
     pub resident: Option<std::sync::Arc<crate::resident::Resident>>,
+    /// Where connections, the active one and the log are kept, chosen by the
+    /// transport from its configuration.
+    pub store: std::sync::Arc<dyn slam_store::StoreOpener>,
+    /// The caller's database (the request's `caller.database`): where a SQL Server
+    /// store finds the SLAM tables.
+    pub database: Option<String>,
+}
+
+/// The embedded store for `data_dir`: `DATA_DIR/slam.db`.
+pub fn embedded_store(data_dir: &std::path::Path) -> std::sync::Arc<dyn slam_store::StoreOpener> {
+    std::sync::Arc::new(slam_store::SqliteOpener::new(data_dir.join("slam.db")))
 }
 
 impl Context<'_> {

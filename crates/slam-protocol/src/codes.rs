@@ -57,6 +57,10 @@ error_codes! {
     /// The data directory, or a file in it, may be changed by an account other
     /// than the worker's, SYSTEM/root or Administrators.
     DataDirInsecure = 50007, "SLAM_DATA_DIR_INSECURE";
+    /// Another transaction held the SLAM tables too long; nothing was changed.
+    StoreLocked = 50008, "SLAM_STORE_LOCKED";
+    /// The SLAM tables are not in the caller's database.
+    NotInstalled = 50009, "SLAM_NOT_INSTALLED";
     /// `@key_name` is not a safe file name.
     KeyNameInvalid = 50101, "SLAM_KEY_NAME_INVALID";
     /// `@cert_days` is outside 1..=3650.

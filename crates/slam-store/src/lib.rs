@@ -1,9 +1,15 @@
 //! Persistent state: `SLAM_Settings`, `SLAM_Connections` and `SLAM_Log`.
 //!
 //! The [`Store`] trait is what the operations see; the tables are the ones the T-SQL
-//! side has. [`SqliteStore`] is the embedded default (`DATA_DIR/slam.db`); the SQL
-//! Server implementation will implement the same trait and must pass the same
-//! behaviour suite, `conformance` (feature `test-util`). Every statement SQLite runs is in `sqlite_sql.rs`.
+//! side has. A transport chooses the backend once, as a [`StoreOpener`];
+//! [`SqliteStore`] is the embedded default (`DATA_DIR/slam.db`). Every backend must
+//! pass the same behaviour suite, `conformance` (feature `test-util`), and reports
+//! failures as the same [`StoreError`]s, its own error kept only as the cause.
+//! Every statement SQLite runs is in `sqlite_sql.rs`.
+//!
+//! The trait is synchronous: operations run on a blocking thread (the worker) or in
+//! a plain process (the CLI), and a backend with an async driver runs it on the
+//! caller's runtime from there, as the Salesforce calls already do.
 //!
 //! Secrets never reach this crate in clear: the connection record carries them
 //! already sealed (opaque bytes), so a store on its own reveals nothing.
@@ -19,7 +25,7 @@ pub mod conformance;
 mod sqlite;
 mod sqlite_sql;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteOpener, SqliteStore};
 
 /// One row of `SLAM_Connections`. Secret columns hold sealed bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -105,32 +111,48 @@ pub enum StoreError {
         known: Vec<String>,
     },
     /// The store could not be opened or created.
-    #[error("the SLAM store {path} cannot be opened")]
+    #[error("the SLAM store {store} cannot be opened")]
     Open {
-        /// The database.
-        path: String,
-        /// Why.
+        /// The store (a file path, or `SERVER/DATABASE`).
+        store: String,
+        /// Why, in the backend's words.
         #[source]
-        source: rusqlite::Error,
+        source: BackendError,
     },
-    /// The store file could not be created.
-    #[error("the SLAM store {path} cannot be created")]
-    Create {
-        /// The database.
-        path: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
+    /// The SLAM tables are not in the database the request came from.
+    #[error("SLAM is not installed in {store}")]
+    NotInstalled {
+        /// Where the tables were looked for.
+        store: String,
     },
-    /// A statement failed (locked too long, disk full, corrupt file...).
+    /// Another transaction held the SLAM tables longer than the store waits for
+    /// them (SQLite's busy timeout, SQL Server's `LOCK_TIMEOUT`).
+    #[error("another transaction held the SLAM tables too long while {action}")]
+    Locked {
+        /// What we were doing.
+        action: &'static str,
+    },
+    /// A statement failed (disk full, corrupt file, connection lost...).
     #[error("the SLAM store failed while {action}")]
     Sql {
         /// What we were doing.
         action: &'static str,
-        /// Why.
+        /// Why, in the backend's words.
         #[source]
-        source: rusqlite::Error,
+        source: BackendError,
     },
+}
+
+/// A backend's own error (SQLite's, SQL Server's), kept as the cause of a
+/// [`StoreError`] so that the operations never depend on which backend runs.
+pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Opens the store for one operation. Which backend, and where, is the transport's
+/// decision, made once from its configuration; the operations see only [`Store`].
+pub trait StoreOpener: Send + Sync {
+    /// The store for a request made from `database` (the caller's SQL Server
+    /// database; `None` from the CLI or a test).
+    fn open(&self, database: Option<&str>) -> Result<Box<dyn Store>, StoreError>;
 }
 
 /// The persistent state behind the connection procedures.

@@ -19,7 +19,33 @@ pub struct SqliteStore {
 }
 
 fn sql_error(action: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
-    move |source| StoreError::Sql { action, source }
+    move |source| {
+        // SQLITE_BUSY after the busy timeout: another connection's transaction.
+        if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
+            StoreError::Locked { action }
+        } else {
+            StoreError::Sql { action, source: Box::new(source) }
+        }
+    }
+}
+
+/// Opens `DATA_DIR/slam.db` (or any SQLite file) for each operation.
+#[derive(Debug, Clone)]
+pub struct SqliteOpener {
+    path: std::path::PathBuf,
+}
+
+impl SqliteOpener {
+    /// The store in the SQLite file at `path`.
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+}
+
+impl crate::StoreOpener for SqliteOpener {
+    fn open(&self, _database: Option<&str>) -> Result<Box<dyn Store>, StoreError> {
+        Ok(Box::new(SqliteStore::open(&self.path)?))
+    }
 }
 
 impl SqliteStore {
@@ -27,7 +53,16 @@ impl SqliteStore {
     /// owner-only before SQLite opens it; SQLite gives its `-wal` and `-shm` files the
     /// database file's permissions.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let open_error = |source| StoreError::Open { path: path.display().to_string(), source };
+        Self::open_waiting(path, BUSY_TIMEOUT)
+    }
+
+    /// As [`SqliteStore::open`], waiting at most `wait` for another connection's
+    /// transaction before a statement fails with [`StoreError::Locked`].
+    pub fn open_waiting(path: &Path, wait: Duration) -> Result<Self, StoreError> {
+        let open_error = |source: rusqlite::Error| match sql_error("opening the store")(source) {
+            StoreError::Sql { source, .. } => StoreError::Open { store: path.display().to_string(), source },
+            locked => locked,
+        };
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
@@ -35,11 +70,11 @@ impl SqliteStore {
             if let Err(e) = created
                 && e.kind() != std::io::ErrorKind::AlreadyExists
             {
-                return Err(StoreError::Create { path: path.display().to_string(), source: e });
+                return Err(StoreError::Open { store: path.display().to_string(), source: Box::new(e) });
             }
         }
         let conn = Connection::open(path).map_err(open_error)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        conn.busy_timeout(wait).map_err(open_error)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
         // Deleted or replaced rows (sealed secrets among them) are overwritten with
@@ -61,7 +96,8 @@ impl SqliteStore {
 
     /// A store in memory (tests).
     pub fn in_memory() -> Result<Self, StoreError> {
-        let open_error = |source| StoreError::Open { path: ":memory:".into(), source };
+        let open_error =
+            |source: rusqlite::Error| StoreError::Open { store: ":memory:".into(), source: Box::new(source) };
         let conn = Connection::open_in_memory().map_err(open_error)?;
         conn.execute_batch(sql::SCHEMA).map_err(open_error)?;
         Ok(Self { conn })
@@ -273,6 +309,25 @@ mod tests {
         let mut again = SqliteStore::open(&path).unwrap();
         assert_eq!(again.get("persist@acme.com").unwrap(), Some(record));
         assert_eq!(again.active_username().unwrap().as_deref(), Some("persist@acme.com"));
+    }
+
+    #[test]
+    fn a_transaction_holding_the_tables_is_reported_as_locked_and_nothing_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("slam.db");
+        let opener = SqliteOpener::new(&path);
+        let mut first = crate::StoreOpener::open(&opener, None).unwrap();
+        first.save_and_activate(&crate::conformance::record("a@acme.com"), &crate::conformance::log("add")).unwrap();
+        // A DBA's open transaction in another connection.
+        let holder = Connection::open(&path).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE; DELETE FROM SLAM_Log;").unwrap();
+        let error = SqliteStore::open_waiting(&path, Duration::from_millis(100))
+            .and_then(|mut store| store.activate("a@acme.com", &crate::conformance::log("use")))
+            .unwrap_err();
+        assert!(matches!(error, StoreError::Locked { .. }), "{error:?}");
+        assert!(error.to_string().contains("another transaction held the SLAM tables"), "{error}");
+        holder.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(first.recent_log(10).unwrap().len(), 1, "the locked call wrote nothing");
     }
 }
 

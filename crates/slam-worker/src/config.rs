@@ -157,6 +157,16 @@ impl WorkerSettings {
         paths
     }
 
+    /// The store named by `store`, for every operation the worker runs. Only the
+    /// embedded SQLite store exists so far; the check in [`WorkerSettings::validate`]
+    /// names the setting for anything else.
+    pub fn store_opener(&self) -> Result<std::sync::Arc<dyn slam_store::StoreOpener>, SlamError> {
+        match self.store.as_str() {
+            "sqlite" => Ok(slam_core::ops::embedded_store(&self.data_dir)),
+            other => Err(invalid("store", format!("`{other}` is not available; the only store is `sqlite`"))),
+        }
+    }
+
     /// Every file the worker relies on that another account could have planted or
     /// changed, as one error naming each; `None` when all may be trusted.
     pub fn untrusted_files(&self) -> Option<SlamError> {

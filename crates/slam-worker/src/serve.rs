@@ -48,6 +48,8 @@ pub const REFUSALS_IN_FLIGHT: usize = 16;
 /// Everything the worker shares between connections.
 pub struct Worker {
     data_dir: PathBuf,
+    /// The store every operation uses, built once from the `store` setting.
+    store: Arc<dyn slam_store::StoreOpener>,
     http: HttpSettings,
     resident: Arc<Resident>,
     locks: NamedLocks,
@@ -72,6 +74,7 @@ impl Worker {
         })?;
         Ok(Self {
             data_dir: settings.data_dir.clone(),
+            store: settings.store_opener()?,
             http,
             resident: Arc::new(resident),
             locks: NamedLocks::default(),
@@ -360,6 +363,8 @@ async fn run_operation(
             http: worker.http.clone(),
             caller,
             resident: Some(worker.resident.clone()),
+            store: worker.store.clone(),
+            database: request.caller.database.clone(),
         };
         let mut sink = ChannelSink { id: request.id.clone(), tx: sink_tx };
         let id = request.id.clone();

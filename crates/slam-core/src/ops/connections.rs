@@ -17,7 +17,7 @@ use crate::keys::{CertificateState, KeyName};
 use crate::seal::MasterKey;
 use crate::secret::ExposeSecret;
 use slam_protocol::{ColumnType, ErrorCode, OutputSink, ResultSet, SlamError, Value};
-use slam_store::{ConnectionRecord, LogEntry, SqliteStore, Store, StoreError, TestResult};
+use slam_store::{ConnectionRecord, LogEntry, Store, StoreError, TestResult};
 
 /// Purposes bound into sealed blobs (the column they belong to).
 const PASSWORD: &str = "password";
@@ -39,15 +39,15 @@ pub struct AddConnectionArgs {
 }
 
 impl Context<'_> {
-    pub(crate) fn store(&self) -> Result<SqliteStore, SlamError> {
-        let data_dir = DataDir::open(&self.data_dir).map_err(|e| key_error(crate::keys::KeyError::DataDir(e)))?;
-        let path = data_dir.path().join("slam.db");
-        SqliteStore::open(&path).map_err(store_error)
+    pub(crate) fn store(&self) -> Result<Box<dyn Store>, SlamError> {
+        // The data directory holds the master key whatever the backend: it must exist.
+        DataDir::open(&self.data_dir).map_err(|e| key_error(crate::keys::KeyError::DataDir(e)))?;
+        self.store.open(self.database.as_deref()).map_err(store_error)
     }
 
     /// The master key; created only while `store` holds no sealed secret, since a
     /// new key would silently make every existing one unreadable.
-    fn master_key(&self, store: &mut SqliteStore) -> Result<MasterKey, SlamError> {
+    fn master_key(&self, store: &mut dyn Store) -> Result<MasterKey, SlamError> {
         let data_dir = DataDir::open(&self.data_dir).map_err(|e| key_error(crate::keys::KeyError::DataDir(e)))?;
         let sealed = store
             .list()
@@ -121,7 +121,7 @@ async fn add_connection_inner(
     let plan = validate(args.connection, sink)?;
     // The store must be usable before anything is sent to Salesforce.
     let mut store = ctx.store()?;
-    let master = ctx.master_key(&mut store)?;
+    let master = ctx.master_key(store.as_mut())?;
 
     let (tested, test_message) = if args.skip_test {
         if let Credentials::Jwt { key_name, key_password, .. } = &plan.credentials {
@@ -440,7 +440,7 @@ fn plan_from_record(
     r: &ConnectionRecord,
     sink: &mut dyn OutputSink,
 ) -> Result<ConnectionPlan, SlamError> {
-    let master = ctx.master_key(&mut ctx.store()?)?;
+    let master = ctx.master_key(ctx.store()?.as_mut())?;
     let open = |purpose: &str, blob: &Option<Vec<u8>>| {
         blob.as_ref().map(|b| master.open(purpose, &r.username, b)).transpose().map_err(seal_error)
     };

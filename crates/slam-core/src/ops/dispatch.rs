@@ -237,6 +237,8 @@ mod tests {
             http: Default::default(),
             caller: "test".into(),
             resident: None,
+            store: crate::ops::embedded_store(dir),
+            database: None,
         };
         let mut sink = RecordingSink::default();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

@@ -95,7 +95,13 @@ pub(crate) fn store_error(error: StoreError) -> SlamError {
         }
         StoreError::NotFound { known, .. } => SlamError::new(ErrorCode::ConnectionNotFound, message)
             .with_hint(format!("stored connections: {}", known.join(", "))),
-        _ => SlamError::new(ErrorCode::StoreFailed, message)
+        StoreError::Locked { .. } => SlamError::new(ErrorCode::StoreLocked, message).with_hint(
+            "nothing was changed; a transaction (an open SSMS window, a job) is holding the SLAM tables: commit or \
+             roll it back, then run this again",
+        ),
+        StoreError::NotInstalled { .. } => SlamError::new(ErrorCode::NotInstalled, message)
+            .with_hint("run sql/slam-install.sql in that database (or `slam install-sql`), then run this again"),
+        StoreError::Open { .. } | StoreError::Sql { .. } => SlamError::new(ErrorCode::StoreFailed, message)
             .with_hint("nothing was changed; check disk space and that no other program holds the store locked"),
     }
 }

@@ -9,7 +9,6 @@ use crate::keys::{
 };
 use crate::secret::{ExposeSecret, Secret};
 use slam_protocol::{ColumnType, ErrorCode, OutputSink, ResultSet, SlamError, Value};
-use slam_store::Store;
 use std::path::Path;
 use time::OffsetDateTime;
 
@@ -380,7 +379,15 @@ mod tests {
     use slam_protocol::RecordingSink;
 
     fn ctx<'a>(dir: &Path, clock: &'a FixedClock) -> Context<'a> {
-        Context { data_dir: dir.to_path_buf(), clock, http: Default::default(), caller: "test".into(), resident: None }
+        Context {
+            data_dir: dir.to_path_buf(),
+            clock,
+            http: Default::default(),
+            caller: "test".into(),
+            resident: None,
+            store: crate::ops::embedded_store(dir),
+            database: None,
+        }
     }
 
     fn t0() -> OffsetDateTime {
