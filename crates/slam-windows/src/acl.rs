@@ -12,7 +12,7 @@ use windows_sys::Win32::Security::Authorization::{
     SetNamedSecurityInfoW,
 };
 use windows_sys::Win32::Security::{
-    ACL, DACL_SECURITY_INFORMATION, GetSecurityDescriptorDacl, GetTokenInformation,
+    ACL, DACL_SECURITY_INFORMATION, GetSecurityDescriptorDacl, GetTokenInformation, OWNER_SECURITY_INFORMATION,
     PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, TOKEN_QUERY, TOKEN_USER, TokenUser,
 };
 use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
@@ -25,18 +25,27 @@ use windows_sys::core::PWSTR;
 /// created inside it. Inherited ACEs from the parent (such as `BUILTIN\Users: read`)
 /// no longer apply.
 pub fn restrict_to_owner(path: &Path) -> io::Result<()> {
-    let descriptor = LocalDescriptor::from_sddl(&private_dacl_sddl(&current_user_sid()?))?;
+    set_protected_dacl(path, &private_dacl_sddl(&current_user_sid()?))
+}
+
+/// Replaces the DACL of `path` as [`restrict_to_owner`] does, but for `account_sid`
+/// (the service's account) instead of this process's user: what the installer,
+/// running as LocalSystem, gives the data directory it creates for the service.
+pub fn restrict_to_account(path: &Path, account_sid: &str) -> io::Result<()> {
+    set_protected_dacl(path, &private_dacl_sddl(account_sid))
+}
+
+fn set_protected_dacl(path: &Path, sddl: &str) -> io::Result<()> {
+    let descriptor = LocalDescriptor::from_sddl(sddl)?;
     let mut present = 0;
     let mut defaulted = 0;
     let mut dacl: *mut ACL = ptr::null_mut();
-    // SAFETY: `descriptor.0` is a valid descriptor; the out pointers are valid
-    // locals. `dacl` points into `descriptor`, which outlives its use below.
+    // SAFETY: as in `restrict_to_owner`.
     if unsafe { GetSecurityDescriptorDacl(descriptor.0, &mut present, &mut dacl, &mut defaulted) } == 0 {
         return Err(io::Error::last_os_error());
     }
     let path_w = wide(path.as_os_str());
-    // SAFETY: `path_w` is NUL-terminated; `dacl` is valid while `descriptor` lives;
-    // owner, group and SACL are not being set, so null is allowed for them.
+    // SAFETY: as in `restrict_to_owner`.
     let status = unsafe {
         SetNamedSecurityInfoW(
             path_w.as_ptr(),
@@ -102,6 +111,31 @@ pub fn describe_dacl(path: &Path) -> io::Result<String> {
     descriptor.to_sddl()
 }
 
+/// The owner and DACL of `path` in SDDL form (`O:...D:...`): what the worker checks
+/// before it trusts a file (`slam_core::trust`).
+pub fn describe_owner_and_dacl(path: &Path) -> io::Result<String> {
+    let path_w = wide(path.as_os_str());
+    let mut descriptor: PSECURITY_DESCRIPTOR = ptr::null_mut();
+    // SAFETY: as in `describe_dacl`; owner and DACL are requested, the other out
+    // pointers may be null; `descriptor` receives a LocalAlloc'd buffer.
+    let status = unsafe {
+        GetNamedSecurityInfoW(
+            path_w.as_ptr(),
+            SE_FILE_OBJECT,
+            OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            &mut descriptor,
+        )
+    };
+    if status != ERROR_SUCCESS {
+        return Err(io::Error::from_raw_os_error(status as i32));
+    }
+    LocalDescriptor(descriptor).to_sddl_parts(OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION)
+}
+
 /// The string SID (`S-1-5-...`) of the user this process runs as.
 pub fn current_user_sid() -> io::Result<String> {
     let mut token: HANDLE = ptr::null_mut();
@@ -116,7 +150,7 @@ pub fn current_user_sid() -> io::Result<String> {
     result
 }
 
-fn token_user_sid(token: HANDLE) -> io::Result<String> {
+pub(crate) fn token_user_sid(token: HANDLE) -> io::Result<String> {
     let mut needed = 0u32;
     // SAFETY: a size query: null buffer with length 0 is allowed and fails with
     // ERROR_INSUFFICIENT_BUFFER, setting `needed`.
@@ -195,13 +229,18 @@ impl LocalDescriptor {
 
     /// The descriptor's DACL as SDDL.
     pub(crate) fn to_sddl(&self) -> io::Result<String> {
+        self.to_sddl_parts(DACL_SECURITY_INFORMATION)
+    }
+
+    /// The parts named by `parts` (owner, DACL, ...) as SDDL.
+    pub(crate) fn to_sddl_parts(&self, parts: u32) -> io::Result<String> {
         let mut text: PWSTR = ptr::null_mut();
         // SAFETY: `self.0` is a valid descriptor; `text` receives a LocalAlloc'd string.
         let ok = unsafe {
             ConvertSecurityDescriptorToStringSecurityDescriptorW(
                 self.0,
                 SDDL_REVISION_1,
-                DACL_SECURITY_INFORMATION,
+                parts,
                 &mut text,
                 ptr::null_mut(),
             )
@@ -264,6 +303,16 @@ mod tests {
         let file = dir.path().join("inside.pem");
         std::fs::write(&file, b"x").unwrap();
         assert_private(&describe_dacl(&file).unwrap(), &sid);
+    }
+
+    #[test]
+    fn a_private_directory_passes_the_workers_ownership_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        restrict_to_owner(dir.path()).unwrap();
+        let sddl = describe_owner_and_dacl(dir.path()).unwrap();
+        println!("owner and DACL as read back: {sddl}");
+        assert!(sddl.starts_with("O:"), "{sddl}");
+        assert!(sddl.contains("D:"), "{sddl}");
     }
 
     #[test]

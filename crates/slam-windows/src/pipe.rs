@@ -4,7 +4,8 @@
 //! The DACL itself is composed by the worker (`slam_worker::pipe_acl`); this
 //! module turns it into a descriptor and creates pipe instances with it.
 
-use crate::acl::{LocalDescriptor, wide};
+pub use crate::account::lookup_account_sid;
+use crate::acl::LocalDescriptor;
 use std::ffi::c_void;
 use std::io;
 use std::os::windows::io::AsRawHandle;
@@ -12,9 +13,7 @@ use std::ptr;
 use tokio::net::windows::named_pipe::{NamedPipeServer, PipeMode, ServerOptions};
 use windows_sys::Win32::Foundation::{ERROR_SUCCESS, HANDLE};
 use windows_sys::Win32::Security::Authorization::{GetSecurityInfo, SE_KERNEL_OBJECT};
-use windows_sys::Win32::Security::{
-    DACL_SECURITY_INFORMATION, LookupAccountNameW, PSECURITY_DESCRIPTOR, SECURITY_ATTRIBUTES, SID_NAME_USE,
-};
+use windows_sys::Win32::Security::{DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, SECURITY_ATTRIBUTES};
 use windows_sys::Win32::System::Pipes::GetNamedPipeClientProcessId;
 
 /// A security descriptor for pipe instances, built from SDDL.
@@ -96,47 +95,4 @@ pub fn pipe_dacl(server: &NamedPipeServer) -> io::Result<String> {
         return Err(io::Error::from_raw_os_error(status as i32));
     }
     LocalDescriptor(descriptor).to_sddl()
-}
-
-/// The SID (`S-1-5-...`) of an account name such as `DOMAIN\svc-sql`.
-pub fn lookup_account_sid(name: &str) -> io::Result<String> {
-    let name_w = wide(name.as_ref());
-    let mut sid_len = 0u32;
-    let mut domain_len = 0u32;
-    let mut use_kind: SID_NAME_USE = 0;
-    // SAFETY: a size query: null buffers with zero lengths are allowed and set the
-    // needed sizes.
-    unsafe {
-        LookupAccountNameW(
-            ptr::null(),
-            name_w.as_ptr(),
-            ptr::null_mut(),
-            &mut sid_len,
-            ptr::null_mut(),
-            &mut domain_len,
-            &mut use_kind,
-        )
-    };
-    if sid_len == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut sid = vec![0u64; (sid_len as usize).div_ceil(8)];
-    let mut domain = vec![0u16; domain_len as usize + 1];
-    // SAFETY: both buffers are at least as large as the sizes passed.
-    let ok = unsafe {
-        LookupAccountNameW(
-            ptr::null(),
-            name_w.as_ptr(),
-            sid.as_mut_ptr().cast::<c_void>(),
-            &mut sid_len,
-            domain.as_mut_ptr(),
-            &mut domain_len,
-            &mut use_kind,
-        )
-    };
-    if ok == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: on success `sid` holds a valid SID, alive until the end of this function.
-    unsafe { crate::acl::sid_to_string(sid.as_mut_ptr().cast::<c_void>()) }
 }

@@ -13,6 +13,7 @@ use slam_protocol::{ErrorCode, SlamError};
 use slam_windows::pipe::{PipeSecurity, client_process_id, create_pipe_instance};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::windows::named_pipe::NamedPipeServer;
 
 /// The pipe's first instance and what the next ones are created with.
@@ -81,17 +82,35 @@ pub fn bind(name: &str, allowed_clients: &[String]) -> Result<Listener, SlamErro
 }
 
 /// Serves `listener` until `shutdown` completes, then waits for requests in flight.
+///
+/// At least one instance is listening at all times: the next instance is created
+/// before the one a client just reached is handed over, and when a connect fails
+/// the replacement is created before the failed instance is dropped. Were the
+/// last instance dropped before its replacement existed, the name would vanish for
+/// a moment: a client would find no worker, and another program could create the
+/// pipe and be sent the next request.
 pub async fn run(listener: Listener, worker: Arc<Worker>, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
     let Listener { path, security, first } = listener;
     let mut waiting = Some(first);
     accept_loop(worker, shutdown, async || {
         let server = match waiting.take() {
             Some(server) => server,
-            None => create_pipe_instance(&path, false, &security)?,
+            None => next_instance(&path, &security).await?,
         };
-        server.connect().await?;
+        if let Err(e) = server.connect().await {
+            // The failed instance still holds the name until it is dropped: create
+            // its replacement first.
+            match next_instance(&path, &security).await {
+                Ok(next) => waiting = Some(next),
+                Err(create) => {
+                    tracing::warn!(error = %create, "creating a pipe instance failed; retrying on the next accept");
+                }
+            }
+            drop(server);
+            return Err(e);
+        }
         // The next client must find an instance waiting.
-        match create_pipe_instance(&path, false, &security) {
+        match next_instance(&path, &security).await {
             Ok(next) => waiting = Some(next),
             Err(e) => tracing::warn!(error = %e, "creating the next pipe instance failed; retrying on the next accept"),
         }
@@ -103,4 +122,27 @@ pub async fn run(listener: Listener, worker: Arc<Worker>, shutdown: impl Future<
     })
     .await;
     Ok(())
+}
+
+/// How many times creating a pipe instance is retried in one round.
+const CREATE_RETRIES: u32 = 3;
+/// The pause between two tries.
+const CREATE_RETRY_PAUSE: Duration = Duration::from_millis(20);
+
+/// A new (not first) instance of the pipe, retried a few times with a short pause
+/// (a transient failure, such as a momentary lack of resources, must not leave the
+/// name without a listening instance).
+async fn next_instance(path: &str, security: &PipeSecurity) -> std::io::Result<NamedPipeServer> {
+    let mut tries = 0;
+    loop {
+        match create_pipe_instance(path, false, security) {
+            Ok(server) => return Ok(server),
+            Err(e) if tries < CREATE_RETRIES => {
+                tries += 1;
+                tracing::debug!(error = %e, tries, "creating a pipe instance failed; trying again");
+                tokio::time::sleep(CREATE_RETRY_PAUSE).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }

@@ -1,7 +1,15 @@
-//! Where the worker listens, as the XP finds it: the environment variable
-//! `SLAM_XP_PIPE` (tests, and a service-level override), else the registry value
-//! `HKLM\SOFTWARE\Speediful\SLAM\PipeName` (REG_SZ, written by the installer), else
-//! `\\.\pipe\speediful-slam`. Read on every call: nothing is cached in the DLL.
+//! Where the worker listens and which account must serve it, as the XP finds them.
+//!
+//! The pipe: the environment variable `SLAM_XP_PIPE` (tests, and a service-level
+//! override), else the registry value `HKLM\SOFTWARE\Speediful\SLAM\PipeName`
+//! (REG_SZ, written by the installer), else `\\.\pipe\speediful-slam`.
+//!
+//! The worker's account, which the XP checks before it sends a request (see
+//! `pipe`): `SLAM_XP_WORKER_ACCOUNT`, else the registry value `WorkerAccount` under
+//! the same key (a SID `S-1-5-...` or an account name), else the service's virtual
+//! account `NT SERVICE\SpeedifulSLAM`.
+//!
+//! Read on every call: nothing is cached in the DLL.
 
 #![allow(unsafe_code)]
 
@@ -12,17 +20,28 @@ use windows_sys::Win32::System::Registry::{HKEY_LOCAL_MACHINE, RRF_RT_REG_SZ, Re
 pub(crate) const REGISTRY_KEY: &str = r"SOFTWARE\Speediful\SLAM";
 /// The value naming the pipe.
 pub(crate) const REGISTRY_VALUE: &str = "PipeName";
+/// The value naming the account the worker runs as.
+pub(crate) const REGISTRY_WORKER_ACCOUNT: &str = "WorkerAccount";
 
 pub(crate) fn pipe_name() -> String {
-    if let Some(name) = std::env::var_os("SLAM_XP_PIPE").and_then(|v| v.into_string().ok()).filter(|v| !v.is_empty()) {
-        return name;
-    }
-    registry_pipe_name().unwrap_or_else(|| slam_protocol::DEFAULT_PIPE.to_string())
+    env_value("SLAM_XP_PIPE")
+        .or_else(|| registry_string(REGISTRY_VALUE))
+        .unwrap_or_else(|| slam_protocol::DEFAULT_PIPE.to_string())
 }
 
-fn registry_pipe_name() -> Option<String> {
+/// The account the worker must run as (a SID or an account name); `None` is the
+/// default, the service's virtual account.
+pub(crate) fn worker_account() -> Option<String> {
+    env_value("SLAM_XP_WORKER_ACCOUNT").or_else(|| registry_string(REGISTRY_WORKER_ACCOUNT))
+}
+
+fn env_value(name: &str) -> Option<String> {
+    std::env::var_os(name).and_then(|v| v.into_string().ok()).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+fn registry_string(value: &str) -> Option<String> {
     let wide = |s: &str| s.encode_utf16().chain(Some(0)).collect::<Vec<u16>>();
-    let (key, value) = (wide(REGISTRY_KEY), wide(REGISTRY_VALUE));
+    let (key, value) = (wide(REGISTRY_KEY), wide(value));
     let mut buffer = [0u16; 512];
     let mut size = (buffer.len() * 2) as u32;
     // SAFETY: NUL-terminated names; the buffer and its size in bytes are valid, and

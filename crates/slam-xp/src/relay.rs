@@ -48,6 +48,16 @@ pub enum PipeError {
         /// The pipe.
         pipe: String,
     },
+    /// Whatever serves the pipe runs as an account that is not trusted; nothing
+    /// was sent to it.
+    Untrusted {
+        /// The pipe, and the server's process id.
+        pipe: String,
+        /// The account found.
+        found: String,
+        /// The accounts trusted.
+        expected: String,
+    },
     /// The query was cancelled while waiting.
     Cancelled,
     /// No answer before the deadline.
@@ -162,6 +172,17 @@ fn pipe_error(error: PipeError) -> SlamError {
             SlamError::new(ErrorCode::WorkerUnavailable, format!("the SLAM worker on {pipe} stayed busy"))
                 .with_hint("too many calls at once; try again, or raise max_connections in slam-worker.toml")
         }
+        PipeError::Untrusted { pipe, found, expected } => SlamError::new(
+            ErrorCode::WorkerNotTrusted,
+            format!(
+                "the process serving {pipe} runs as {found}, not as the SLAM worker's account ({expected}); nothing \
+                 was sent to it"
+            ),
+        )
+        .with_hint(
+            "if the worker really runs under that account, name it in the registry value WorkerAccount under \
+             HKLM\\SOFTWARE\\Speediful\\SLAM; otherwise another program holds the pipe name: find and stop it",
+        ),
         PipeError::Cancelled => {
             SlamError::new(ErrorCode::XpCancelled, "the query was cancelled while xp_slam waited for the SLAM worker")
                 .with_hint("the operation may still complete in the worker: check its effect before retrying")
@@ -707,6 +728,15 @@ pub(crate) mod tests {
             (PipeError::NotListening { pipe: r"\\.\pipe\speediful-slam".into() }, 50407, "SpeedifulSLAM service"),
             (PipeError::AccessDenied { pipe: "p".into() }, 50404, "allowed_clients"),
             (PipeError::Timeout { seconds: 150 }, 50412, "150 seconds"),
+            (
+                PipeError::Untrusted {
+                    pipe: "p (pid 7)".into(),
+                    found: "S-1-5-21-9".into(),
+                    expected: "S-1-5-18".into(),
+                },
+                50414,
+                "runs as S-1-5-21-9, not as the SLAM worker's account (S-1-5-18); nothing was sent",
+            ),
         ];
         for (error, number, expected) in cases {
             let mut recorder = Recorder::with(params(nvarchar(&request_json("ping"))));

@@ -9,6 +9,12 @@
 //! `sqlservr.exe` and `opends60.dll` behave as the fake does (which types
 //! `NVARCHAR(MAX)` arrives as, how messages and rows are shown), and Wine does not
 //! enforce pipe DACLs.
+//!
+//! The XP checks who serves the pipe before it sends a request. Under Wine every
+//! process runs as the same user (and Wine keeps no owner for a pipe, so the XP
+//! reads the server process's user instead): the tests name that user in
+//! `SLAM_XP_WORKER_ACCOUNT` where a call must succeed, and leave it unset (the
+//! service's virtual account) where the XP must refuse.
 
 #![cfg(windows)]
 #![allow(unsafe_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -308,13 +314,72 @@ fn fake_worker(pipe: &str, answer: Option<Vec<u8>>) -> std::thread::JoinHandle<(
     })
 }
 
+/// A named pipe server that accepts one client and counts the bytes it receives
+/// until the client goes away.
+fn recording_server(pipe: &str) -> std::thread::JoinHandle<usize> {
+    use windows_sys::Win32::Storage::FileSystem::{PIPE_ACCESS_DUPLEX, ReadFile};
+    use windows_sys::Win32::System::Pipes::{ConnectNamedPipe, CreateNamedPipeW, PIPE_TYPE_BYTE, PIPE_WAIT};
+    let path = wide(&slam_protocol::windows_pipe_path(pipe));
+    // SAFETY: a Win32 or test-DLL call with arguments made just here, valid for the call.
+    let handle = unsafe {
+        CreateNamedPipeW(
+            path.as_ptr(),
+            PIPE_ACCESS_DUPLEX,
+            PIPE_TYPE_BYTE | PIPE_WAIT,
+            1,
+            65536,
+            65536,
+            0,
+            std::ptr::null(),
+        )
+    };
+    assert_ne!(handle, INVALID_HANDLE_VALUE);
+    let handle = handle as usize;
+    // SAFETY: a Win32 or test-DLL call with arguments made just here, valid for the call.
+    std::thread::spawn(move || unsafe {
+        let handle = handle as windows_sys::Win32::Foundation::HANDLE;
+        ConnectNamedPipe(handle, std::ptr::null_mut());
+        let mut buf = vec![0u8; 65536];
+        let mut received = 0usize;
+        loop {
+            let mut n = 0u32;
+            if ReadFile(handle, buf.as_mut_ptr(), buf.len() as u32, &mut n, std::ptr::null_mut()) == 0 || n == 0 {
+                break;
+            }
+            received += n as usize;
+        }
+        CloseHandle(handle);
+        received
+    })
+}
+
+/// The tests share the environment and the loaded DLL: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn set_pipe(pipe: &str) {
     // SAFETY: only this test thread reads or writes the environment while it runs.
     unsafe { std::env::set_var("SLAM_XP_PIPE", pipe) };
 }
 
+/// The account the XP must find serving the pipe; `None` is its default, the
+/// service's virtual account.
+fn set_worker_account(account: Option<&str>) {
+    // SAFETY: only this test thread reads or writes the environment while it runs.
+    unsafe {
+        match account {
+            Some(account) => std::env::set_var("SLAM_XP_WORKER_ACCOUNT", account),
+            None => std::env::remove_var("SLAM_XP_WORKER_ACCOUNT"),
+        }
+    }
+}
+
 #[test]
 fn xp_slam_relays_every_operation_and_every_failure_and_unloads_cleanly() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let fake = slam_testkit::FakeSalesforce::start();
     let org = slam_testkit::Org::production("acme");
@@ -325,6 +390,8 @@ fn xp_slam_relays_every_operation_and_every_failure_and_unloads_cleanly() {
     let pipe = format!("speediful-slam-xp-test-{}", std::process::id());
     let _worker = start_worker(dir.path(), &pipe, &fake);
     set_pipe(&pipe);
+    // The worker, and the fake workers below, run as this test does.
+    set_worker_account(Some(&slam_windows::current_user_sid().unwrap()));
 
     let threads_before = thread_count();
     let host = Host::load();
@@ -460,6 +527,39 @@ fn xp_slam_relays_every_operation_and_every_failure_and_unloads_cleanly() {
     assert_eq!(thread_count(), threads_before, "threads before loading xp_slam.dll and after unloading it");
 }
 
+/// With its default worker account (the service's virtual account), the XP refuses
+/// a pipe served by anyone else (here: this test process) before it writes a byte
+/// of the request, which may carry a password, and says which account it found.
+#[test]
+fn xp_slam_sends_nothing_to_a_pipe_served_by_another_account() {
+    let _serial = one_at_a_time();
+    let own = slam_windows::current_user_sid().unwrap();
+    let pipe = format!("speediful-slam-xp-squat-{}", std::process::id());
+    let squatter = recording_server(&pipe);
+    set_pipe(&pipe);
+    set_worker_account(None);
+    let host = Host::load();
+    let request = request(
+        "add_connection",
+        json!({"username": "etl@acme.com", "password": "Pässwörd&<1>", "token": "TOK", "domain": "acme.my"}),
+    );
+    let refused = host.call(&request);
+    // SAFETY: a Win32 or test-DLL call with arguments made just here, valid for the call.
+    assert!(unsafe { FreeLibrary(host.xp_module) } != 0);
+    let received = squatter.join().unwrap();
+    let (number, message) = refused.error();
+    let message = message.unwrap_or_default();
+    println!("refused: {number}: {message}");
+    assert_eq!(refused.rc, 1, "{:?}", refused.log);
+    assert_eq!(number, 50414, "{message}");
+    assert!(message.contains("nothing was sent"), "{message}");
+    assert!(message.contains(&format!("runs as {own}")), "names the account found: {message}");
+    assert!(message.contains(&format!("pid {}", std::process::id())), "names the server process: {message}");
+    assert!(message.contains(slam_protocol::DEFAULT_WORKER_SID), "names the account expected: {message}");
+    assert!(refused.messages().is_empty(), "{:?}", refused.messages());
+    assert_eq!(received, 0, "not a byte may reach an untrusted server");
+}
+
 /// Benchmark, not a check: `scripts/bench-xp.sh` runs it under Wine and prints the
 /// figures. `ping` through xp_slam.dll (fake ODS, real pipe, real worker) against the
 /// same `ping` sent by slam-client, the transport `slam ping` uses, to the same
@@ -467,11 +567,14 @@ fn xp_slam_relays_every_operation_and_every_failure_and_unloads_cleanly() {
 #[test]
 #[ignore = "a benchmark: scripts/bench-xp.sh"]
 fn bench_ping_through_the_xp_against_the_client() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let fake = slam_testkit::FakeSalesforce::start();
     let pipe = format!("speediful-slam-xp-bench-{}", std::process::id());
     let _worker = start_worker(dir.path(), &pipe, &fake);
     set_pipe(&pipe);
+    let own = slam_windows::current_user_sid().unwrap();
+    set_worker_account(Some(&own));
     let host = Host::load();
     let ping = request("ping", json!({}));
     let started = Instant::now();
@@ -485,11 +588,13 @@ fn bench_ping_through_the_xp_against_the_client() {
         times[((times.len() - 1) as f64 * p).round() as usize]
     };
     let request: slam_protocol::Request = serde_json::from_str(&ping).unwrap();
+    let options =
+        slam_client::CallOptions { worker_account: slam_client::WorkerAccount::Named(own), ..Default::default() };
     let mut via_client = Vec::with_capacity(rounds);
     let mut via_xp = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let t = Instant::now();
-        let done = slam_client::call(&pipe, &request, &Default::default(), |_| {}).unwrap();
+        let done = slam_client::call(&pipe, &request, &options, |_| {}).unwrap();
         via_client.push(t.elapsed());
         assert!(done.is_none());
         let t = Instant::now();

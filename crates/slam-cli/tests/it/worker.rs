@@ -70,6 +70,11 @@ fn add_jwt_args(w: &World) -> Vec<String> {
 fn via_worker(pipe: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_slam"));
     cmd.args(["--pipe", pipe, "--format", "json"]).args(args);
+    // The test's worker runs as the test's own account, not as the service account
+    // the CLI trusts by default on Windows (on Unix it owns the socket's directory,
+    // which the default trusts).
+    #[cfg(windows)]
+    cmd.args(["--worker-account", &slam_windows::current_user_sid().unwrap()]);
     finish(cmd, env)
 }
 
