@@ -16,7 +16,7 @@ loud() { printf '\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
 sudo_if_needed() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
 have_windows=true
-packages=(gcc-mingw-w64-x86-64 wine64 openssl python3)
+packages=(gcc-mingw-w64-x86-64 wine64 openssl python3 wixl msitools)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -56,6 +56,8 @@ cargo test --workspace --locked
 if $have_windows; then
   say "tests (Windows, under Wine)"
   scripts/windows-lane.sh
+  say "the installer: build the MSI, install, use, upgrade and remove it under Wine"
+  scripts/msi-lane.sh
 else
   loud "the Windows lane did NOT run (see above); only the Linux lane was tested"
 fi

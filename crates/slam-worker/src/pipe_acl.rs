@@ -24,6 +24,45 @@ pub fn service_sid(service_name: &str) -> String {
     format!("S-1-5-80-{}", parts.join("-"))
 }
 
+/// The account a SQL Server instance's service runs as by default:
+/// `NT SERVICE\MSSQLSERVER` for the default instance, `NT SERVICE\MSSQL$NAME` for a
+/// named one. Instance names are at most 16 letters, digits, `_` or `$`.
+pub fn instance_service_account(instance: &str) -> Result<String, SlamError> {
+    let instance = instance.trim();
+    let valid = !instance.is_empty()
+        && instance.len() <= 16
+        && instance.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+    if !valid {
+        return Err(SlamError::new(
+            ErrorCode::InvalidArgument,
+            format!("`{instance}` is not a SQL Server instance name (up to 16 letters, digits, _ or $)"),
+        )
+        .with_hint("MSSQLSERVER for the default instance, or the name after the backslash (SQLEXPRESS)"));
+    }
+    Ok(if instance.eq_ignore_ascii_case("MSSQLSERVER") {
+        r"NT SERVICE\MSSQLSERVER".to_string()
+    } else {
+        format!(r"NT SERVICE\MSSQL${}", instance.to_uppercase())
+    })
+}
+
+/// The SID of the account a service runs as: `LocalSystem`, a SID as it is, a
+/// virtual account `NT SERVICE\NAME` computed ([`service_sid`]), anything else
+/// through `lookup` (Windows' account database).
+pub fn account_sid(account: &str, lookup: impl FnOnce(&str) -> std::io::Result<String>) -> std::io::Result<String> {
+    let account = account.trim();
+    if account.eq_ignore_ascii_case("LocalSystem") || account.eq_ignore_ascii_case(r"NT AUTHORITY\SYSTEM") {
+        return Ok("S-1-5-18".into());
+    }
+    if account.starts_with("S-1-") {
+        return Ok(account.to_string());
+    }
+    if let Some(name) = account.strip_prefix(r"NT SERVICE\").or_else(|| account.strip_prefix(r"nt service\")) {
+        return Ok(service_sid(name));
+    }
+    lookup(account)
+}
+
 /// How an `allowed_clients` entry names an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientName {
@@ -80,6 +119,23 @@ pub fn pipe_sddl(owner_sid: &str, client_sids: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_installer_names_the_instance_account_and_the_worker_sid() {
+        assert_eq!(instance_service_account("MSSQLSERVER").unwrap(), r"NT SERVICE\MSSQLSERVER");
+        assert_eq!(instance_service_account("sqlexpress").unwrap(), r"NT SERVICE\MSSQL$SQLEXPRESS");
+        for bad in ["", "a b", "x;DROP", "SEVENTEEN_CHARS_XX", r"HOST\INST"] {
+            assert_eq!(instance_service_account(bad).unwrap_err().code, ErrorCode::InvalidArgument, "{bad}");
+        }
+        let no_lookup = |name: &str| Err(std::io::Error::other(format!("{name} looked up")));
+        assert_eq!(account_sid("LocalSystem", no_lookup).unwrap(), "S-1-5-18");
+        assert_eq!(
+            account_sid(slam_protocol::DEFAULT_WORKER_ACCOUNT, no_lookup).unwrap(),
+            slam_protocol::DEFAULT_WORKER_SID
+        );
+        assert_eq!(service_sid("SpeedifulSLAM"), slam_protocol::DEFAULT_WORKER_SID);
+        assert!(account_sid(r"CORP\svc-slam", no_lookup).unwrap_err().to_string().contains("looked up"));
+    }
 
     #[test]
     fn service_sids_match_the_published_ones() {

@@ -118,6 +118,48 @@ pub fn install(config: Option<&Path>, account: Option<&str>) -> Result<String, S
     ))
 }
 
+/// What the installer runs, as LocalSystem, before the service first starts: the
+/// data directory and its `keys` folder, created if missing, with a protected DACL
+/// for SYSTEM, Administrators and `account` (the service's account), and, only when
+/// there is no configuration file yet, one admitting `sql_instance`'s service
+/// account to the pipe. Re-running it (an upgrade, a repair) restores the DACLs and
+/// keeps the configuration, keys, master key and store as they are.
+pub fn prepare(
+    settings: &WorkerSettings,
+    config: &Path,
+    sql_instance: &str,
+    account: &str,
+) -> Result<String, SlamError> {
+    let client = crate::pipe_acl::instance_service_account(sql_instance)?;
+    let sid = crate::pipe_acl::account_sid(account, slam_windows::lookup_account_sid).map_err(|e| {
+        SlamError::new(ErrorCode::InvalidArgument, format!("the service account `{account}` is unknown: {e}"))
+    })?;
+    let failed = |what: &str, path: &Path, e: std::io::Error| {
+        SlamError::new(ErrorCode::DataDirUnusable, format!("{what} {} failed: {e}", path.display()))
+    };
+    let mut report = Vec::new();
+    for dir in [settings.data_dir.clone(), settings.data_dir.join("keys")] {
+        let existed = dir.is_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| failed("creating", &dir, e))?;
+        slam_windows::restrict_to_account(&dir, &sid).map_err(|e| failed("restricting", &dir, e))?;
+        let verb = if existed { "kept" } else { "created" };
+        report.push(format!("{verb} {} (SYSTEM, Administrators and {account} only)", dir.display()));
+    }
+    if config.exists() {
+        report.push(format!("kept the configuration {}", config.display()));
+    } else {
+        let written = WorkerSettings { allowed_clients: vec![client.clone()], ..WorkerSettings::default() };
+        let text = format!(
+            "# Written by the Speediful SLAM installer; edit it, then restart the service.\n\
+             # Every setting is documented in docs\\worker.md.\n{}",
+            written.to_toml()
+        );
+        std::fs::write(config, text).map_err(|e| failed("writing", config, e))?;
+        report.push(format!("wrote {} admitting {client} to the pipe", config.display()));
+    }
+    Ok(report.join("\n"))
+}
+
 /// Stops the service if it runs, and removes it and its event source.
 pub fn uninstall() -> Result<String, SlamError> {
     let scm = manager(ServiceManagerAccess::CONNECT)?;

@@ -59,6 +59,18 @@ enum ServiceCommand {
     },
     /// Stop (if running) and remove the service.
     Uninstall,
+    /// What the installer runs as LocalSystem: create the data directory and keys\
+    /// with a DACL for SYSTEM, Administrators and the service's account, and a
+    /// configuration admitting the SQL Server instance if there is none.
+    Prepare {
+        /// The SQL Server instance whose service account may use the pipe:
+        /// MSSQLSERVER (the default instance) or a named instance (SQLEXPRESS).
+        #[arg(long, value_name = "INSTANCE", default_value = "MSSQLSERVER")]
+        sql_instance: String,
+        /// The account the service runs as.
+        #[arg(long, value_name = "ACCOUNT", default_value = slam_protocol::DEFAULT_WORKER_ACCOUNT)]
+        account: String,
+    },
     /// Start the service and wait until it runs.
     Start,
     /// Stop the service and wait until it has stopped.
@@ -87,8 +99,10 @@ fn main() -> ExitCode {
 
 /// The file's settings with flags and environment variables applied.
 fn load_settings(args: &Args) -> Result<WorkerSettings, SlamError> {
+    // `service prepare` writes the configuration the installer names: it may not exist yet.
+    let preparing = matches!(&args.command, Some(Command::Service(ServiceCommand::Prepare { .. })));
     let (path, required) = match &args.config {
-        Some(path) => (path.clone(), true),
+        Some(path) => (path.clone(), !preparing),
         None => (default_config_path(), false),
     };
     let mut settings = WorkerSettings::load(&path, required)?;
@@ -154,6 +168,10 @@ fn service(command: ServiceCommand, settings: &WorkerSettings, config: Option<&s
     let result = match command {
         ServiceCommand::Install { account } => service::install(config, account.as_deref()),
         ServiceCommand::Uninstall => service::uninstall(),
+        ServiceCommand::Prepare { sql_instance, account } => {
+            let config = config.map_or_else(slam_worker::config::default_config_path, std::path::Path::to_path_buf);
+            service::prepare(settings, &config, &sql_instance, &account)
+        }
         ServiceCommand::Start => service::start(),
         ServiceCommand::Stop => service::stop(),
         ServiceCommand::Run => service::run(settings.clone()),
