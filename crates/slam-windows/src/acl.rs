@@ -88,41 +88,26 @@ pub fn running_under_wine() -> bool {
 /// The DACL of `path` in SDDL form, e.g. `D:P(A;OICI;FA;;;SY)...`: for tests and
 /// diagnostics.
 pub fn describe_dacl(path: &Path) -> io::Result<String> {
-    let path_w = wide(path.as_os_str());
-    let mut descriptor: PSECURITY_DESCRIPTOR = ptr::null_mut();
-    // SAFETY: `path_w` is NUL-terminated; only the DACL is requested and the other
-    // out pointers may be null; `descriptor` receives a LocalAlloc'd buffer.
-    let status = unsafe {
-        GetNamedSecurityInfoW(
-            path_w.as_ptr(),
-            SE_FILE_OBJECT,
-            DACL_SECURITY_INFORMATION,
-            ptr::null_mut(),
-            ptr::null_mut(),
-            ptr::null_mut(),
-            ptr::null_mut(),
-            &mut descriptor,
-        )
-    };
-    if status != ERROR_SUCCESS {
-        return Err(io::Error::from_raw_os_error(status as i32));
-    }
-    let descriptor = LocalDescriptor(descriptor);
-    descriptor.to_sddl()
+    describe(path, DACL_SECURITY_INFORMATION)
 }
 
 /// The owner and DACL of `path` in SDDL form (`O:...D:...`): what the worker checks
 /// before it trusts a file (`slam_core::trust`).
 pub fn describe_owner_and_dacl(path: &Path) -> io::Result<String> {
+    describe(path, OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION)
+}
+
+/// The `parts` (owner, DACL...) of `path`'s security descriptor as SDDL.
+fn describe(path: &Path, parts: u32) -> io::Result<String> {
     let path_w = wide(path.as_os_str());
     let mut descriptor: PSECURITY_DESCRIPTOR = ptr::null_mut();
-    // SAFETY: as in `describe_dacl`; owner and DACL are requested, the other out
-    // pointers may be null; `descriptor` receives a LocalAlloc'd buffer.
+    // SAFETY: `path_w` is NUL-terminated; the descriptor's parts are requested and
+    // the other out pointers may be null; `descriptor` receives a LocalAlloc'd buffer.
     let status = unsafe {
         GetNamedSecurityInfoW(
             path_w.as_ptr(),
             SE_FILE_OBJECT,
-            OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION,
+            parts,
             ptr::null_mut(),
             ptr::null_mut(),
             ptr::null_mut(),
@@ -133,7 +118,7 @@ pub fn describe_owner_and_dacl(path: &Path) -> io::Result<String> {
     if status != ERROR_SUCCESS {
         return Err(io::Error::from_raw_os_error(status as i32));
     }
-    LocalDescriptor(descriptor).to_sddl_parts(OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION)
+    LocalDescriptor(descriptor).to_sddl_parts(parts)
 }
 
 /// The string SID (`S-1-5-...`) of the user this process runs as.
@@ -228,10 +213,6 @@ impl LocalDescriptor {
     }
 
     /// The descriptor's DACL as SDDL.
-    pub(crate) fn to_sddl(&self) -> io::Result<String> {
-        self.to_sddl_parts(DACL_SECURITY_INFORMATION)
-    }
-
     /// The parts named by `parts` (owner, DACL, ...) as SDDL.
     pub(crate) fn to_sddl_parts(&self, parts: u32) -> io::Result<String> {
         let mut text: PWSTR = ptr::null_mut();
@@ -283,7 +264,7 @@ mod tests {
         let sid = current_user_sid().unwrap();
         assert!(sid.starts_with("S-1-5-"), "{sid}");
         // Round-trip through Win32's own SDDL parser and printer.
-        let parsed = LocalDescriptor::from_sddl(&private_dacl_sddl(&sid)).unwrap().to_sddl().unwrap();
+        let parsed = LocalDescriptor::from_sddl(&private_dacl_sddl(&sid)).unwrap().to_sddl_parts(DACL_SECURITY_INFORMATION).unwrap();
         assert!(parsed.starts_with("D:P"), "protected from inheritance: {parsed}");
         assert_private(&parsed, &sid);
     }

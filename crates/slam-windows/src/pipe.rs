@@ -94,5 +94,5 @@ pub fn pipe_dacl(server: &NamedPipeServer) -> io::Result<String> {
     if status != ERROR_SUCCESS {
         return Err(io::Error::from_raw_os_error(status as i32));
     }
-    LocalDescriptor(descriptor).to_sddl()
+    LocalDescriptor(descriptor).to_sddl_parts(DACL_SECURITY_INFORMATION)
 }

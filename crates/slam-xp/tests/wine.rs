@@ -273,11 +273,11 @@ fn start_worker(dir: &Path, pipe: &str, fake: &slam_testkit::FakeSalesforce) -> 
     Worker { child }
 }
 
-/// A named pipe server that accepts one client, reads its request, then either
-/// never answers (`answer` None) or answers `answer` and closes.
-fn fake_worker(pipe: &str, answer: Option<Vec<u8>>) -> std::thread::JoinHandle<()> {
-    use windows_sys::Win32::Storage::FileSystem::{PIPE_ACCESS_DUPLEX, ReadFile, WriteFile};
-    use windows_sys::Win32::System::Pipes::{ConnectNamedPipe, CreateNamedPipeW, PIPE_TYPE_BYTE, PIPE_WAIT};
+/// One instance of the pipe `pipe` (default security, one client), as a handle
+/// number a test thread can take.
+fn one_client_pipe(pipe: &str) -> usize {
+    use windows_sys::Win32::Storage::FileSystem::PIPE_ACCESS_DUPLEX;
+    use windows_sys::Win32::System::Pipes::{CreateNamedPipeW, PIPE_TYPE_BYTE, PIPE_WAIT};
     let path = wide(&slam_protocol::windows_pipe_path(pipe));
     // SAFETY: a Win32 or test-DLL call with arguments made just here, valid for the call.
     let handle = unsafe {
@@ -293,7 +293,15 @@ fn fake_worker(pipe: &str, answer: Option<Vec<u8>>) -> std::thread::JoinHandle<(
         )
     };
     assert_ne!(handle, INVALID_HANDLE_VALUE);
-    let handle = handle as usize;
+    handle as usize
+}
+
+/// A named pipe server that accepts one client, reads its request, then either
+/// never answers (`answer` None) or answers `answer` and closes.
+fn fake_worker(pipe: &str, answer: Option<Vec<u8>>) -> std::thread::JoinHandle<()> {
+    use windows_sys::Win32::Storage::FileSystem::{ReadFile, WriteFile};
+    use windows_sys::Win32::System::Pipes::ConnectNamedPipe;
+    let handle = one_client_pipe(pipe);
     // SAFETY: a Win32 or test-DLL call with arguments made just here, valid for the call.
     std::thread::spawn(move || unsafe {
         let handle = handle as windows_sys::Win32::Foundation::HANDLE;
@@ -317,24 +325,9 @@ fn fake_worker(pipe: &str, answer: Option<Vec<u8>>) -> std::thread::JoinHandle<(
 /// A named pipe server that accepts one client and counts the bytes it receives
 /// until the client goes away.
 fn recording_server(pipe: &str) -> std::thread::JoinHandle<usize> {
-    use windows_sys::Win32::Storage::FileSystem::{PIPE_ACCESS_DUPLEX, ReadFile};
-    use windows_sys::Win32::System::Pipes::{ConnectNamedPipe, CreateNamedPipeW, PIPE_TYPE_BYTE, PIPE_WAIT};
-    let path = wide(&slam_protocol::windows_pipe_path(pipe));
-    // SAFETY: a Win32 or test-DLL call with arguments made just here, valid for the call.
-    let handle = unsafe {
-        CreateNamedPipeW(
-            path.as_ptr(),
-            PIPE_ACCESS_DUPLEX,
-            PIPE_TYPE_BYTE | PIPE_WAIT,
-            1,
-            65536,
-            65536,
-            0,
-            std::ptr::null(),
-        )
-    };
-    assert_ne!(handle, INVALID_HANDLE_VALUE);
-    let handle = handle as usize;
+    use windows_sys::Win32::Storage::FileSystem::ReadFile;
+    use windows_sys::Win32::System::Pipes::ConnectNamedPipe;
+    let handle = one_client_pipe(pipe);
     // SAFETY: a Win32 or test-DLL call with arguments made just here, valid for the call.
     std::thread::spawn(move || unsafe {
         let handle = handle as windows_sys::Win32::Foundation::HANDLE;
