@@ -264,7 +264,10 @@ mod tests {
         let sid = current_user_sid().unwrap();
         assert!(sid.starts_with("S-1-5-"), "{sid}");
         // Round-trip through Win32's own SDDL parser and printer.
-        let parsed = LocalDescriptor::from_sddl(&private_dacl_sddl(&sid)).unwrap().to_sddl_parts(DACL_SECURITY_INFORMATION).unwrap();
+        let parsed = LocalDescriptor::from_sddl(&private_dacl_sddl(&sid))
+            .unwrap()
+            .to_sddl_parts(DACL_SECURITY_INFORMATION)
+            .unwrap();
         assert!(parsed.starts_with("D:P"), "protected from inheritance: {parsed}");
         assert_private(&parsed, &sid);
     }
