@@ -55,7 +55,9 @@ pub fn data_dir_paths(data_dir: &Path) -> Vec<PathBuf> {
 /// Checks each of `paths` (and, for the data directory's files, `data_dir_paths`)
 /// and returns every problem found, empty when all may be trusted.
 pub fn check(paths: &[PathBuf]) -> Vec<Untrusted> {
-    paths.iter().filter_map(|path| platform::check_one(path).err()).collect()
+    // Who we are is asked once, not once per file.
+    let own = platform::own_account();
+    paths.iter().filter_map(|path| platform::check_one(path, &own).err()).collect()
 }
 
 #[cfg(unix)]
@@ -65,17 +67,17 @@ mod platform {
     use std::path::Path;
 
     /// The uid this process runs as: the uid that owns what it creates.
-    fn own_uid() -> u32 {
+    pub(super) fn own_account() -> u32 {
         rustix::process::geteuid().as_raw()
     }
 
-    pub(super) fn check_one(path: &Path) -> Result<(), Untrusted> {
+    pub(super) fn check_one(path: &Path, own_uid: &u32) -> Result<(), Untrusted> {
         let untrusted = |problem: String| Untrusted { path: path.to_path_buf(), problem };
         let meta = std::fs::symlink_metadata(path).map_err(|e| untrusted(format!("cannot be inspected: {e}")))?;
         if meta.file_type().is_symlink() {
             return Err(untrusted("is a symbolic link; SLAM's files must be the files themselves".into()));
         }
-        super::unix_rule(meta.uid(), meta.mode(), own_uid()).map_err(untrusted)
+        super::unix_rule(meta.uid(), meta.mode(), *own_uid).map_err(untrusted)
     }
 }
 
@@ -101,13 +103,17 @@ mod platform {
     use super::Untrusted;
     use std::path::Path;
 
-    pub(super) fn check_one(path: &Path) -> Result<(), Untrusted> {
+    /// The SID this process runs as, or why it is unknown.
+    pub(super) fn own_account() -> Result<String, String> {
+        slam_windows::current_user_sid().map_err(|e| format!("our own account is unknown: {e}"))
+    }
+
+    pub(super) fn check_one(path: &Path, own: &Result<String, String>) -> Result<(), Untrusted> {
         let untrusted = |problem: String| Untrusted { path: path.to_path_buf(), problem };
-        let own =
-            slam_windows::current_user_sid().map_err(|e| untrusted(format!("our own account is unknown: {e}")))?;
+        let own = own.as_ref().map_err(|e| untrusted(e.clone()))?;
         let sddl = slam_windows::describe_owner_and_dacl(path)
             .map_err(|e| untrusted(format!("its security descriptor cannot be read: {e}")))?;
-        super::windows_rule(&sddl, &own).map_err(untrusted)
+        super::windows_rule(&sddl, own).map_err(untrusted)
     }
 }
 

@@ -163,7 +163,8 @@ impl WorkerSettings {
     pub fn store_opener(&self) -> Result<std::sync::Arc<dyn slam_store::StoreOpener>, SlamError> {
         match self.store.as_str() {
             "sqlite" => Ok(slam_core::ops::embedded_store(&self.data_dir)),
-            other => Err(invalid("store", format!("`{other}` is not available; the only store is `sqlite`"))),
+            other => Err(invalid("store", format!("`{other}` is not available; the only store is `sqlite`"))
+                .with_hint("the SQL Server store arrives with the T-SQL install script")),
         }
     }
 
@@ -226,10 +227,7 @@ impl WorkerSettings {
         if self.pipe.trim().is_empty() {
             return Err(invalid("pipe", "must not be empty"));
         }
-        if self.store != "sqlite" {
-            return Err(invalid("store", format!("`{}` is not available; the only store is `sqlite`", self.store))
-                .with_hint("the SQL Server store arrives with the T-SQL install script"));
-        }
+        self.store_opener()?;
         for (name, value, max) in [
             ("request_timeout_seconds", self.request_timeout_seconds, 3_600),
             ("idle_timeout_seconds", self.idle_timeout_seconds, 3_600),
