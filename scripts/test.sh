@@ -16,7 +16,7 @@ loud() { printf '\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
 sudo_if_needed() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
 have_windows=true
-packages=(gcc-mingw-w64-x86-64 wine64 openssl python3 wixl msitools)
+packages=(gcc-mingw-w64-x86-64 wine64 openssl libssl-dev pkg-config python3 wixl msitools)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
