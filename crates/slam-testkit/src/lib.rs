@@ -38,6 +38,10 @@
 //! * A panic in a request handler answers 500 and makes dropping the [`FakeSalesforce`] panic,
 //!   so the test fails instead of seeing a mysterious error.
 //! * Binary `slam-fake-salesforce` runs a demo instance by hand (`--help`).
+//! * [`tds::FakeSqlServer`] is a fake SQL Server speaking TDS 7.4 (PRELOGIN, TLS inside
+//!   PRELOGIN, LOGIN7, SQL batches, `sp_executesql` RPCs) to the real tiberius client; a
+//!   [`tds::Handler`] decides every login and answer. See the [`tds`] module docs for what is
+//!   faithful to SQL Server and what is not.
 //!
 //! ```no_run
 //! use slam_testkit::{App, FakeSalesforce, Org, TestKeyPair, User};
@@ -64,6 +68,8 @@ mod routes;
 mod server;
 mod soap;
 mod tls;
+
+pub mod tds;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
