@@ -71,7 +71,18 @@ done
 [[ -d "$data/keys" ]] || fail "C:\\ProgramData\\Speediful\\SLAM\\keys was not created"
 grep -qF "NT SERVICE\\MSSQL\$SQLEXPRESS" "$data/slam-worker.toml" \
   || fail "slam-worker.toml does not admit NT SERVICE\\MSSQL\$SQLEXPRESS: $(cat "$data/slam-worker.toml")"
-say "files in Program Files, data directory and keys\\ created, configuration admits MSSQL\$SQLEXPRESS"
+grep -qF 'store = "sqlserver"' "$data/slam-worker.toml" \
+  && grep -qE '^server = .localhost\\{1,2}SQLEXPRESS' "$data/slam-worker.toml" \
+  || fail "slam-worker.toml does not keep the store in the SQLEXPRESS instance: $(cat "$data/slam-worker.toml")"
+say "files in Program Files, data directory and keys\\ created, configuration admits MSSQL\$SQLEXPRESS and stores in its databases"
+
+# --check-config connects to SQL Server as the worker will. No SQL Server runs under
+# Wine, so it must fail, naming the setting and what to check.
+checked=$(WINEDEBUG=-all "$wine" "C:\\Program Files\\Speediful\\SLAM\\slam-worker.exe" \
+  --config 'C:\ProgramData\Speediful\SLAM\slam-worker.toml' --check-config 2>&1 | tr -d '\r' || true)
+grep -q 'sqlserver.server' <<<"$checked" && grep -q 'TCP/IP' <<<"$checked" \
+  || fail "--check-config did not report the unreachable SQL Server: $checked"
+say "the installed worker's --check-config reports that SQL Server cannot be reached, and what to check"
 
 service=$("$wine" reg query 'HKLM\System\CurrentControlSet\Services\SpeedifulSLAM' 2>/dev/null | tr -d '\r')
 grep -q 'ObjectName.*LocalSystem' <<<"$service" || fail "service account: $service"

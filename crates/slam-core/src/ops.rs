@@ -25,6 +25,7 @@ pub use connections::{
 };
 pub use dispatch::dispatch;
 pub(crate) use errors::key_error;
+pub use errors::with_causes;
 pub(crate) use keys::renewal_warning;
 pub use keys::{SetupJwtArgs, list_keys, remove_jwt, setup_jwt};
 pub use login::{

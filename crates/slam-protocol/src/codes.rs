@@ -61,6 +61,8 @@ error_codes! {
     StoreLocked = 50008, "SLAM_STORE_LOCKED";
     /// The SLAM tables are not in the caller's database.
     NotInstalled = 50009, "SLAM_NOT_INSTALLED";
+    /// `slam install-sql`: a script could not run to its end.
+    InstallFailed = 50010, "SLAM_INSTALL_FAILED";
     /// `@key_name` is not a safe file name.
     KeyNameInvalid = 50101, "SLAM_KEY_NAME_INVALID";
     /// `@cert_days` is outside 1..=3650.

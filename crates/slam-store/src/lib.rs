@@ -2,10 +2,12 @@
 //!
 //! The [`Store`] trait is what the operations see; the tables are the ones the T-SQL
 //! side has. A transport chooses the backend once, as a [`StoreOpener`];
-//! [`SqliteStore`] is the embedded default (`DATA_DIR/slam.db`). Every backend must
+//! [`SqliteStore`] is the embedded default (`DATA_DIR/slam.db`), [`SqlServerStore`]
+//! keeps the tables in the caller's own database (module [`mssql`]). Every backend must
 //! pass the same behaviour suite, `conformance` (feature `test-util`), and reports
 //! failures as the same [`StoreError`]s, its own error kept only as the cause.
-//! Every statement SQLite runs is in `sqlite_sql.rs`.
+//! Every statement SQLite runs is in `sqlite_sql.rs`, every one SQL Server runs in
+//! `mssql/sql.rs`.
 //!
 //! The trait is synchronous: operations run on a blocking thread (the worker) or in
 //! a plain process (the CLI), and a backend with an async driver runs it on the
@@ -22,9 +24,11 @@
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
+pub mod mssql;
 mod sqlite;
 mod sqlite_sql;
 
+pub use mssql::{SqlServerOpener, SqlServerSettings, SqlServerStore};
 pub use sqlite::{SqliteOpener, SqliteStore};
 
 /// One row of `SLAM_Connections`. Secret columns hold sealed bytes.
@@ -116,6 +120,16 @@ pub enum StoreError {
         /// The store (a file path, or `SERVER/DATABASE`).
         store: String,
         /// Why, in the backend's words.
+        #[source]
+        source: BackendError,
+    },
+    /// The SQL Server store could not connect or log in (network, TLS, the login
+    /// refused, no database named).
+    #[error("the SLAM store {store} cannot be reached")]
+    Unreachable {
+        /// `SERVER/DATABASE`.
+        store: String,
+        /// Why, in the driver's or the server's words.
         #[source]
         source: BackendError,
     },

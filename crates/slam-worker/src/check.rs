@@ -4,12 +4,13 @@
 //! Nothing is created or changed: a data directory or log directory that does not
 //! exist is reported, not made.
 
-use crate::config::WorkerSettings;
+use crate::config::{StoreKind, WorkerSettings};
 use crate::serve::Worker;
 use slam_protocol::{ErrorCode, SlamError};
 use std::path::Path;
 
-/// Every problem found (empty when the worker can start with these settings).
+/// Every problem found on this machine (empty when the worker can start with these
+/// settings); the SQL Server connection is checked by [`sqlserver`].
 pub fn environment(settings: &WorkerSettings) -> Vec<SlamError> {
     let mut problems = Vec::new();
     match slam_core::data_dir::DataDir::open(&settings.data_dir) {
@@ -40,6 +41,49 @@ pub fn environment(settings: &WorkerSettings) -> Vec<SlamError> {
     }
     problems.extend(pipe_problems(settings));
     problems
+}
+
+/// For `store = "sqlserver"`: connects as the worker will and says what it found
+/// (the server, and whether SLAM is installed in `default_database`), or why it
+/// could not. `None` for the SQLite store.
+pub fn sqlserver(settings: &WorkerSettings) -> Option<Result<String, SlamError>> {
+    if settings.store_kind().ok()? != StoreKind::SqlServer {
+        return None;
+    }
+    Some(sqlserver_report(settings))
+}
+
+fn sqlserver_report(settings: &WorkerSettings) -> Result<String, SlamError> {
+    let sql = settings.sqlserver_settings()?;
+    let server = sql.server.to_string();
+    let database = sql.default_database.clone();
+    let opener = slam_store::SqlServerOpener::new(sql)
+        .map_err(|e| problem("sqlserver.server", slam_core::ops::with_causes(&e)))?;
+    let report = opener.check(database.as_deref()).map_err(|e| {
+        let hint = match &e {
+            slam_store::StoreError::NotInstalled { .. } => {
+                "run sql/slam-install.sql in that database (or `slam install-sql`): it creates the tables and the \
+                 worker's user"
+            }
+            _ => {
+                "check `server` (host, `host,port` or `host\\INSTANCE`), that TCP/IP is enabled for the instance, \
+                 `encrypt` and the server's certificate, and that the worker's login exists (sql/slam-master.sql)"
+            }
+        };
+        problem("sqlserver.server", slam_core::ops::with_causes(&e)).with_hint(hint)
+    })?;
+    Ok(match (database, report.installed) {
+        (Some(db), Some(true)) => {
+            format!("SQL Server {server}: connected ({}); SLAM is installed in {db}", report.version)
+        }
+        (Some(db), _) => {
+            return Err(problem("sqlserver.default_database", format!("SLAM is not installed in {server}/{db}"))
+                .with_hint("run sql/slam-install.sql in that database (or `slam install-sql`)"));
+        }
+        (None, _) => {
+            format!("SQL Server {server}: connected ({}); each request uses the database it comes from", report.version)
+        }
+    })
 }
 
 fn problem(setting: &str, text: impl std::fmt::Display) -> SlamError {

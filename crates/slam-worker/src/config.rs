@@ -25,7 +25,9 @@ pub struct WorkerSettings {
     /// (`NT SERVICE\MSSQLSERVER`, `DOMAIN\svc-sql`) or SIDs; LocalSystem and
     /// Administrators always may. Unix: numeric uids.
     pub allowed_clients: Vec<String>,
-    /// Where connections are stored: `sqlite` (DATA_DIR/slam.db).
+    /// Where connections, settings and the log are kept: `sqlite` (DATA_DIR/slam.db,
+    /// standalone use) or `sqlserver` (the tables `slam-install.sql` creates in each
+    /// database that calls SLAM; see `[sqlserver]`).
     pub store: String,
     /// How long one operation may run before the client gets error 50406.
     pub request_timeout_seconds: u64,
@@ -47,6 +49,8 @@ pub struct WorkerSettings {
     pub salesforce: SalesforceSettings,
     /// Logging.
     pub log: LogSettings,
+    /// The SQL Server instance, for `store = "sqlserver"`.
+    pub sqlserver: SqlServerSection,
     /// The file these settings were read from (none: the defaults). Not a setting:
     /// the worker checks that nobody else could have written it.
     #[serde(skip)]
@@ -67,6 +71,163 @@ pub struct SalesforceSettings {
     pub ca_file: String,
     /// Host-suffix DNS overrides, `SUFFIX=IP:PORT` (tests and unusual networks).
     pub resolve: Vec<String>,
+}
+
+/// The stores `store` may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// `DATA_DIR/slam.db`.
+    Sqlite,
+    /// The caller's SQL Server database.
+    SqlServer,
+}
+
+/// `[sqlserver]`: where the SQL Server store connects, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SqlServerSection {
+    /// `host`, `host,port` or `host\INSTANCE` (`.` or `localhost` for this machine).
+    pub server: String,
+    /// `windows`: the worker's own account (Windows only; the installer's default,
+    /// `NT SERVICE\SpeedifulSLAM`), or `sql`: a SQL Server login.
+    pub authentication: String,
+    /// The SQL Server login (`authentication = "sql"`).
+    pub user: String,
+    /// A file whose first line is that login's password (readable by the worker only).
+    pub password_file: String,
+    /// Or an environment variable holding it. Never the password itself here.
+    pub password_env: String,
+    /// `strict` (TDS 8.0, SQL Server 2022+), `mandatory` or `optional` (only the
+    /// login is encrypted). Required: there is no safe default to fall back on.
+    pub encrypt: String,
+    /// Accept any server certificate (a test server's self-signed one). Avoid.
+    pub trust_server_certificate: bool,
+    /// A PEM file of CA certificates to trust for the server's certificate.
+    pub ca_file: String,
+    /// The database for requests that name none (the CLI without `--database`).
+    pub default_database: String,
+    /// How long a statement waits behind another transaction before the operation
+    /// fails with 50008 (SQL Server's `LOCK_TIMEOUT`); less than `request_timeout_seconds`.
+    pub lock_timeout_seconds: u64,
+    /// Seconds to connect and log in.
+    pub connect_timeout_seconds: u64,
+    /// Pooled connections per database.
+    pub max_connections_per_database: usize,
+}
+
+impl Default for SqlServerSection {
+    fn default() -> Self {
+        Self {
+            server: "localhost".into(),
+            authentication: if cfg!(windows) { "windows" } else { "sql" }.into(),
+            user: String::new(),
+            password_file: String::new(),
+            password_env: String::new(),
+            encrypt: String::new(),
+            trust_server_certificate: false,
+            ca_file: String::new(),
+            default_database: String::new(),
+            lock_timeout_seconds: 10,
+            connect_timeout_seconds: 15,
+            max_connections_per_database: 8,
+        }
+    }
+}
+
+fn sql_invalid(setting: &str, problem: impl std::fmt::Display) -> SlamError {
+    invalid(&format!("sqlserver.{setting}"), problem)
+}
+
+impl SqlServerSection {
+    /// The store's settings; `password` is called only for SQL authentication.
+    fn to_settings(
+        &self,
+        request_timeout: Duration,
+        password: impl FnOnce(&Self) -> Result<secrecy::SecretString, SlamError>,
+    ) -> Result<slam_store::SqlServerSettings, SlamError> {
+        use slam_store::mssql::{Encrypt, INTEGRATED_IS_AVAILABLE, ServerAddress, SqlAuth};
+        let server = ServerAddress::parse(&self.server).map_err(|e| sql_invalid("server", e))?;
+        let encrypt = Encrypt::parse(&self.encrypt).ok_or_else(|| {
+            sql_invalid("encrypt", format!("`{}` is not `strict`, `mandatory` or `optional`", self.encrypt)).with_hint(
+                "say it explicitly: `mandatory` for a server on another machine, `optional` only over loopback",
+            )
+        })?;
+        let auth = match self.authentication.as_str() {
+            "windows" if INTEGRATED_IS_AVAILABLE => SqlAuth::Integrated,
+            "windows" => {
+                return Err(sql_invalid("authentication", "`windows` needs the Windows build of the worker")
+                    .with_hint("use `sql` with `user` and `password_file` or `password_env`"));
+            }
+            "sql" => {
+                if self.user.trim().is_empty() {
+                    return Err(sql_invalid("user", "SQL authentication needs a login name"));
+                }
+                match (self.password_file.is_empty(), self.password_env.is_empty()) {
+                    (true, true) => {
+                        return Err(sql_invalid(
+                            "password_file",
+                            "SQL authentication needs `password_file` or `password_env`",
+                        ));
+                    }
+                    (false, false) => {
+                        return Err(sql_invalid("password_env", "give `password_file` or `password_env`, not both"));
+                    }
+                    _ => {}
+                }
+                SqlAuth::Login { user: self.user.clone(), password: password(self)? }
+            }
+            other => return Err(sql_invalid("authentication", format!("`{other}` is not `windows` or `sql`"))),
+        };
+        let lock_timeout = Duration::from_secs(self.lock_timeout_seconds);
+        if self.lock_timeout_seconds == 0 || lock_timeout >= request_timeout {
+            return Err(sql_invalid(
+                "lock_timeout_seconds",
+                format!(
+                    "{} must be at least 1 and less than request_timeout_seconds ({})",
+                    self.lock_timeout_seconds,
+                    request_timeout.as_secs()
+                ),
+            ));
+        }
+        if self.connect_timeout_seconds == 0 || self.connect_timeout_seconds > 600 {
+            return Err(sql_invalid(
+                "connect_timeout_seconds",
+                format!("{} is outside 1..=600", self.connect_timeout_seconds),
+            ));
+        }
+        if self.max_connections_per_database == 0 || self.max_connections_per_database > 256 {
+            return Err(sql_invalid(
+                "max_connections_per_database",
+                format!("{} is outside 1..=256", self.max_connections_per_database),
+            ));
+        }
+        let mut settings = slam_store::SqlServerSettings::new(server, auth, encrypt);
+        settings.trust_server_certificate = self.trust_server_certificate;
+        settings.ca_file = (!self.ca_file.is_empty()).then(|| PathBuf::from(&self.ca_file));
+        settings.default_database = (!self.default_database.is_empty()).then(|| self.default_database.clone());
+        settings.lock_timeout = lock_timeout;
+        settings.connect_timeout = Duration::from_secs(self.connect_timeout_seconds);
+        settings.command_timeout = request_timeout;
+        settings.max_connections = self.max_connections_per_database;
+        Ok(settings)
+    }
+
+    /// The SQL login's password, from its file's first line or its variable.
+    fn read_password(&self) -> Result<secrecy::SecretString, SlamError> {
+        let password = if !self.password_file.is_empty() {
+            let text = std::fs::read_to_string(&self.password_file)
+                .map_err(|e| sql_invalid("password_file", format!("{} cannot be read: {e}", self.password_file)))?;
+            text.lines().next().unwrap_or("").to_string()
+        } else {
+            std::env::var(&self.password_env).map_err(|_| {
+                sql_invalid("password_env", format!("the environment variable {} is not set", self.password_env))
+            })?
+        };
+        if password.is_empty() {
+            return Err(sql_invalid("password_file", "the SQL login's password is empty"));
+        }
+        Ok(secrecy::SecretString::from(password))
+    }
 }
 
 /// `[log]`.
@@ -97,6 +258,7 @@ impl Default for WorkerSettings {
             cache_tokens: true,
             salesforce: SalesforceSettings::default(),
             log: LogSettings::default(),
+            sqlserver: SqlServerSection::default(),
             source: None,
         }
     }
@@ -157,15 +319,31 @@ impl WorkerSettings {
         paths
     }
 
-    /// The store named by `store`, for every operation the worker runs. Only the
-    /// embedded SQLite store exists so far; the check in [`WorkerSettings::validate`]
-    /// names the setting for anything else.
+    /// The store named by `store`, for every operation the worker runs. Nothing
+    /// connects yet: the SQL Server store connects at the first operation.
     pub fn store_opener(&self) -> Result<std::sync::Arc<dyn slam_store::StoreOpener>, SlamError> {
-        match self.store.as_str() {
-            "sqlite" => Ok(slam_core::ops::embedded_store(&self.data_dir)),
-            other => Err(invalid("store", format!("`{other}` is not available; the only store is `sqlite`"))
-                .with_hint("the SQL Server store arrives with the T-SQL install script")),
+        match self.store_kind()? {
+            StoreKind::Sqlite => Ok(slam_core::ops::embedded_store(&self.data_dir)),
+            StoreKind::SqlServer => {
+                let opener =
+                    slam_store::SqlServerOpener::new(self.sqlserver_settings()?).map_err(|e| invalid("store", e))?;
+                Ok(std::sync::Arc::new(opener))
+            }
         }
+    }
+
+    /// Which store `store` names.
+    pub fn store_kind(&self) -> Result<StoreKind, SlamError> {
+        match self.store.as_str() {
+            "sqlite" => Ok(StoreKind::Sqlite),
+            "sqlserver" => Ok(StoreKind::SqlServer),
+            other => Err(invalid("store", format!("`{other}` is not `sqlite` or `sqlserver`"))),
+        }
+    }
+
+    /// `[sqlserver]` as the store's settings, the password read.
+    pub fn sqlserver_settings(&self) -> Result<slam_store::SqlServerSettings, SlamError> {
+        self.sqlserver.to_settings(self.request_timeout(), SqlServerSection::read_password)
     }
 
     /// Every file the worker relies on that another account could have planted or
@@ -190,10 +368,29 @@ impl WorkerSettings {
 
     /// Parses a configuration file's text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Self, SlamError> {
-        toml::from_str(text).map_err(|e| {
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            // The parser's own text quotes the offending line, which may hold a
+            // secret typed into the wrong setting (`password = "..."`): name the
+            // line and the problem, never its content.
+            let place = e
+                .span()
+                .map(|span| {
+                    let start = span.start.min(text.len());
+                    let number = text[..start].matches('\n').count() + 1;
+                    let line = text.lines().nth(number - 1).unwrap_or("");
+                    match line.split_once('=') {
+                        Some((key, _)) => format!(" (line {number}, `{}`)", key.trim()),
+                        None => format!(" (line {number})"),
+                    }
+                })
+                .unwrap_or_default();
             SlamError::new(
                 ErrorCode::ConfigInvalid,
-                format!("{} is not a valid SLAM worker configuration: {}", origin.display(), e.to_string().trim_end()),
+                format!(
+                    "{} is not a valid SLAM worker configuration{place}: {}",
+                    origin.display(),
+                    e.message().trim_end()
+                ),
             )
             .with_hint("see docs/worker.md for every setting; `slam-worker --print-default-config` writes a template")
         })
@@ -227,7 +424,10 @@ impl WorkerSettings {
         if self.pipe.trim().is_empty() {
             return Err(invalid("pipe", "must not be empty"));
         }
-        self.store_opener()?;
+        if self.store_kind()? == StoreKind::SqlServer {
+            // The shape only: the password file is read when the worker starts.
+            self.sqlserver.to_settings(self.request_timeout(), |_| Ok(secrecy::SecretString::from("unread")))?;
+        }
         for (name, value, max) in [
             ("request_timeout_seconds", self.request_timeout_seconds, 3_600),
             ("idle_timeout_seconds", self.idle_timeout_seconds, 3_600),
@@ -373,6 +573,70 @@ mod tests {
             assert!(error.message.contains(&format!("`{setting}`")), "{text}: {}", error.message);
             assert!(!error.message.contains("secret"), "a proxy password must not be echoed: {}", error.message);
         }
+    }
+
+    #[test]
+    fn the_sql_server_store_needs_explicit_encryption_and_a_password_source_never_in_the_file() {
+        let base = "store = \"sqlserver\"\n[sqlserver]\nserver = \"sql01,1500\"\nauthentication = \"sql\"\n\
+                    user = \"slam\"\npassword_env = \"SLAM_TEST_NO_SUCH_VARIABLE\"\n";
+        for (extra, setting, words) in [
+            ("", "sqlserver.encrypt", "is not `strict`, `mandatory` or `optional`"),
+            ("encrypt = \"maybe\"\n", "sqlserver.encrypt", "`maybe`"),
+            ("encrypt = \"mandatory\"\nlock_timeout_seconds = 120\n", "sqlserver.lock_timeout_seconds", "less than"),
+            ("encrypt = \"mandatory\"\npassword_file = \"pw.txt\"\n", "sqlserver.password_env", "not both"),
+        ] {
+            let error = parse(&format!("{base}{extra}")).unwrap().validate().unwrap_err();
+            assert!(
+                error.message.contains(&format!("`{setting}`")) && error.message.contains(words),
+                "{extra}: {}",
+                error.message
+            );
+        }
+        let error = parse("store = \"sqlserver\"\n[sqlserver]\npassword = \"hunter2\"\n").unwrap_err();
+        assert!(error.message.contains("password"), "a password in the file is an unknown setting: {}", error.message);
+        assert!(!error.message.contains("hunter2"), "a secret in the wrong setting is never echoed: {}", error.message);
+        let settings = parse(&format!("{base}encrypt = \"mandatory\"\n")).unwrap();
+        settings.validate().unwrap();
+        // The variable is read only when the worker starts, and its absence is named.
+        let error = settings.store_opener().err().unwrap();
+        assert!(error.message.contains("SLAM_TEST_NO_SUCH_VARIABLE"), "{}", error.message);
+    }
+
+    #[test]
+    fn the_sql_login_password_comes_from_its_file_and_builds_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw.txt");
+        std::fs::write(&file, "Sql-Login-Pw-1\nignored\n").unwrap();
+        let text = format!(
+            "store = \"sqlserver\"\n[sqlserver]\nserver = 'sql01\\PROD'\nauthentication = \"sql\"\nuser = \"slam\"\n\
+             password_file = '{}'\nencrypt = \"optional\"\ndefault_database = \"Sales\"\n",
+            file.display()
+        );
+        let settings = parse(&text).unwrap();
+        settings.validate().unwrap();
+        let sql = settings.sqlserver_settings().unwrap();
+        assert_eq!(sql.server.instance.as_deref(), Some("PROD"));
+        assert_eq!(sql.default_database.as_deref(), Some("Sales"));
+        assert_eq!(sql.command_timeout, settings.request_timeout());
+        match &sql.auth {
+            slam_store::mssql::SqlAuth::Login { password, .. } => {
+                assert_eq!(secrecy::ExposeSecret::expose_secret(password), "Sql-Login-Pw-1");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!settings.to_toml().contains("Sql-Login-Pw-1"));
+        settings.store_opener().unwrap();
+    }
+
+    #[cfg(not(windows))]
+    #[test]
+    fn windows_authentication_is_refused_off_windows_with_the_alternative() {
+        let settings =
+            parse("store = \"sqlserver\"\n[sqlserver]\nauthentication = \"windows\"\nencrypt = \"optional\"\n")
+                .unwrap();
+        let error = settings.validate().unwrap_err();
+        assert!(error.message.contains("sqlserver.authentication"), "{}", error.message);
+        assert!(error.hint.unwrap_or_default().contains("password_file"));
     }
 
     #[test]

@@ -46,6 +46,18 @@ pub fn instance_service_account(instance: &str) -> Result<String, SlamError> {
     })
 }
 
+/// How the worker on the instance's own machine reaches it: `localhost` for the
+/// default instance, `localhost\NAME` (through the SQL Browser) for a named one.
+/// `instance` has passed [`instance_service_account`].
+pub fn instance_server(instance: &str) -> String {
+    let instance = instance.trim();
+    if instance.eq_ignore_ascii_case("MSSQLSERVER") {
+        "localhost".to_string()
+    } else {
+        format!(r"localhost\{}", instance.to_uppercase())
+    }
+}
+
 /// The SID of the account a service runs as: `LocalSystem`, a SID as it is, a
 /// virtual account `NT SERVICE\NAME` computed ([`service_sid`]), anything else
 /// through `lookup` (Windows' account database).
@@ -124,6 +136,9 @@ mod tests {
     fn the_installer_names_the_instance_account_and_the_worker_sid() {
         assert_eq!(instance_service_account("MSSQLSERVER").unwrap(), r"NT SERVICE\MSSQLSERVER");
         assert_eq!(instance_service_account("sqlexpress").unwrap(), r"NT SERVICE\MSSQL$SQLEXPRESS");
+        // The store reaches the same instance on this machine.
+        assert_eq!(instance_server("MSSQLSERVER"), "localhost");
+        assert_eq!(instance_server("sqlexpress"), r"localhost\SQLEXPRESS");
         for bad in ["", "a b", "x;DROP", "SEVENTEEN_CHARS_XX", r"HOST\INST"] {
             assert_eq!(instance_service_account(bad).unwrap_err().code, ErrorCode::InvalidArgument, "{bad}");
         }

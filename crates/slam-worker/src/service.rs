@@ -148,14 +148,33 @@ pub fn prepare(
     if config.exists() {
         report.push(format!("kept the configuration {}", config.display()));
     } else {
-        let written = WorkerSettings { allowed_clients: vec![client.clone()], ..WorkerSettings::default() };
+        let written = WorkerSettings {
+            allowed_clients: vec![client.clone()],
+            store: "sqlserver".into(),
+            sqlserver: crate::config::SqlServerSection {
+                server: crate::pipe_acl::instance_server(sql_instance),
+                authentication: "windows".into(),
+                // The worker and the instance share this machine: only the login
+                // crosses loopback encrypted, against the instance's own (often
+                // self-signed) certificate. docs/sql-server-store.md says how to
+                // require full encryption with a trusted certificate.
+                encrypt: "optional".into(),
+                trust_server_certificate: true,
+                ..crate::config::SqlServerSection::default()
+            },
+            ..WorkerSettings::default()
+        };
         let text = format!(
             "# Written by the Speediful SLAM installer; edit it, then restart the service.\n\
-             # Every setting is documented in docs\\worker.md.\n{}",
+             # Every setting is documented in docs\\worker.md; [sqlserver] in docs\\sql-server-store.md.\n{}",
             written.to_toml()
         );
         std::fs::write(config, text).map_err(|e| failed("writing", config, e))?;
-        report.push(format!("wrote {} admitting {client} to the pipe", config.display()));
+        report.push(format!(
+            "wrote {} admitting {client} to the pipe, the store in {}'s databases",
+            config.display(),
+            written.sqlserver.server
+        ));
     }
     Ok(report.join("\n"))
 }

@@ -11,7 +11,7 @@ use slam_protocol::{ErrorCode, SlamError};
 use slam_store::StoreError;
 
 /// The message of `error` followed by its causes: "writing x failed: Permission denied".
-pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+pub fn with_causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -101,8 +101,16 @@ pub(crate) fn store_error(error: StoreError) -> SlamError {
         ),
         StoreError::NotInstalled { .. } => SlamError::new(ErrorCode::NotInstalled, message)
             .with_hint("run sql/slam-install.sql in that database (or `slam install-sql`), then run this again"),
-        StoreError::Open { .. } | StoreError::Sql { .. } => SlamError::new(ErrorCode::StoreFailed, message)
+        StoreError::Unreachable { .. } => SlamError::new(ErrorCode::StoreFailed, message).with_hint(
+            "nothing was changed; the worker could not use SQL Server: `slam-worker --check-config` tests its \
+             [sqlserver] settings and login",
+        ),
+        StoreError::Open { .. } => SlamError::new(ErrorCode::StoreFailed, message)
             .with_hint("nothing was changed; check disk space and that no other program holds the store locked"),
+        StoreError::Sql { .. } => SlamError::new(ErrorCode::StoreFailed, message).with_hint(
+            "nothing was changed; the cause is the store's own error (SQLite: disk space, another program holding \
+             the file; SQL Server: the worker's rights on the SLAM tables, granted by sql/slam-install.sql)",
+        ),
     }
 }
 

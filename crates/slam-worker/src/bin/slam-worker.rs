@@ -126,8 +126,13 @@ fn fail(error: &SlamError) -> ExitCode {
 }
 
 fn check_config(settings: &WorkerSettings) -> ExitCode {
-    let problems = slam_worker::check::environment(settings);
+    let mut problems = slam_worker::check::environment(settings);
     print!("{}", settings.to_toml());
+    match slam_worker::check::sqlserver(settings) {
+        Some(Ok(found)) => eprintln!("{found}"),
+        Some(Err(problem)) => problems.push(problem),
+        None => {}
+    }
     if problems.is_empty() {
         eprintln!("The configuration is valid and everything it names is usable.");
         ExitCode::SUCCESS
