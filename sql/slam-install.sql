@@ -16,8 +16,21 @@ What it creates here:
               SLAM_remove_connection, SLAM_ping, SLAM_help
   role        SLAM_operator: may run the SLAM procedures (add users to it)
   certificate SLAM_signing: signs the procedures; its private key is removed after signing
+  user        SLAM_worker: the worker's login (see below), with SELECT, INSERT, UPDATE and
+              DELETE on the three tables and nothing else
 and in master: a certificate and a user SLAM_xp_<database> from it, with EXECUTE on
 xp_slam and nothing else. No TRUSTWORTHY, no cross-database ownership chaining.
+
+The worker's user. The sqlcmd variable SLAM_WORKER_ACCOUNT names the worker's Windows
+account, as for sql/slam-master.sql, which must have created its login first:
+  - sqlcmd: sqlcmd -b -d YourDatabase -i slam-install.sql -v SLAM_WORKER_ACCOUNT="DOMAIN\account"
+  - slam install-sql passes it for you.
+  - SSMS in SQLCMD mode: add the line  :setvar SLAM_WORKER_ACCOUNT "DOMAIN\account"  at the top.
+  - SSMS as usual (no SQLCMD mode): the variable stays as written, and the script uses the
+    service's default virtual account, NT SERVICE\SpeedifulSLAM.
+  - An empty value (-v SLAM_WORKER_ACCOUNT="") creates no user: the worker then uses SQL
+    Server authentication, and its user and rights are yours to create.
+If SLAM_worker exists already for another login, the script says so and installs nothing.
 
 If a check below fails, the script says why and runs nothing more (SET NOEXEC ON).
 */
@@ -28,8 +41,16 @@ SET QUOTED_IDENTIFIER ON;
 GO
 
 -------------------------------------------------------------------------------------------
--- Checks: a user database, sysadmin, xp_slam registered
+-- Checks: a user database, sysadmin, xp_slam registered, the worker's login
 -------------------------------------------------------------------------------------------
+-- sqlcmd (and slam install-sql) replace the variable below; SSMS without SQLCMD mode sends it
+-- as written, and the test below then falls back on the service's virtual account.
+DECLARE @worker SYSNAME = LTRIM(RTRIM(N'$(SLAM_WORKER_ACCOUNT)'));
+IF LEFT(@worker, 2) = N'$' + N'('
+    SET @worker = N'NT SERVICE\SpeedifulSLAM';
+DECLARE @worker_login_sid VARBINARY(85) = (SELECT sid FROM sys.server_principals WHERE name = @worker);
+DECLARE @worker_user_sid VARBINARY(85) = (SELECT sid FROM sys.database_principals WHERE name = N'SLAM_worker');
+
 DECLARE @refusal NVARCHAR(2048) = NULL;
 IF DB_NAME() IN (N'master', N'model', N'msdb', N'tempdb')
     SET @refusal = N'Run sql/slam-install.sql in the user database that will use SLAM (USE YourDatabase;), not in ' + DB_NAME() + N'.';
@@ -37,6 +58,10 @@ ELSE IF IS_SRVROLEMEMBER(N'sysadmin') <> 1
     SET @refusal = N'Run sql/slam-install.sql as a member of sysadmin: it signs the SLAM procedures and creates their certificate user in master.';
 ELSE IF NOT EXISTS (SELECT 1 FROM master.sys.extended_procedures WHERE name = N'xp_slam')
     SET @refusal = N'master.dbo.xp_slam is not registered on this instance: run sql/slam-master.sql first.';
+ELSE IF @worker <> N'' AND @worker_login_sid IS NULL
+    SET @refusal = N'The login ' + @worker + N' for SLAM''s worker does not exist: run sql/slam-master.sql first, with the same SLAM_WORKER_ACCOUNT.';
+ELSE IF @worker <> N'' AND DATABASE_PRINCIPAL_ID(N'SLAM_worker') IS NOT NULL AND (@worker_user_sid IS NULL OR @worker_user_sid <> @worker_login_sid)
+    SET @refusal = N'The database user SLAM_worker exists already, for another login than ' + @worker + N' (' + ISNULL(SUSER_SNAME(@worker_user_sid), N'none') + N'): pass that login as SLAM_WORKER_ACCOUNT, or drop the user (DROP USER SLAM_worker;) and run this script again.';
 IF @refusal IS NOT NULL
 BEGIN
     RAISERROR(N'%s Nothing was installed.', 16, 1, @refusal) WITH NOWAIT;
@@ -108,6 +133,33 @@ BEGIN
     );
     EXEC sys.sp_addextendedproperty @name = N'SLAM_schema_version', @value = 1,
         @level0type = N'SCHEMA', @level0name = N'dbo', @level1type = N'TABLE', @level1name = N'SLAM_Log';
+END;
+GO
+
+-------------------------------------------------------------------------------------------
+-- The worker's user: reads and writes the three tables, and may do nothing else
+-------------------------------------------------------------------------------------------
+DECLARE @worker SYSNAME = LTRIM(RTRIM(N'$(SLAM_WORKER_ACCOUNT)'));
+IF LEFT(@worker, 2) = N'$' + N'('
+    SET @worker = N'NT SERVICE\SpeedifulSLAM';
+
+IF @worker = N''
+BEGIN
+    RAISERROR(N'No database user was created for SLAM''s worker (SLAM_WORKER_ACCOUNT is empty): the worker uses SQL Server authentication, and its user and rights are yours to create.', 10, 1) WITH NOWAIT;
+END
+ELSE
+BEGIN
+    -- The checks above made sure that the login exists and that SLAM_worker, if it exists, is its user.
+    IF DATABASE_PRINCIPAL_ID(N'SLAM_worker') IS NULL
+    BEGIN
+        DECLARE @create_user NVARCHAR(MAX) = N'CREATE USER SLAM_worker FOR LOGIN ' + QUOTENAME(@worker) + N' WITH DEFAULT_SCHEMA = dbo;';
+        EXEC sys.sp_executesql @create_user;
+        RAISERROR(N'Created the database user SLAM_worker for the login %s.', 10, 1, @worker) WITH NOWAIT;
+    END;
+    GRANT SELECT, INSERT, UPDATE, DELETE ON dbo.SLAM_Settings TO SLAM_worker;
+    GRANT SELECT, INSERT, UPDATE, DELETE ON dbo.SLAM_Connections TO SLAM_worker;
+    GRANT SELECT, INSERT, UPDATE, DELETE ON dbo.SLAM_Log TO SLAM_worker;
+    RAISERROR(N'The database user SLAM_worker (login %s) may SELECT, INSERT, UPDATE and DELETE in SLAM_Settings, SLAM_Connections and SLAM_Log, and nothing else.', 10, 1, @worker) WITH NOWAIT;
 END;
 GO
 

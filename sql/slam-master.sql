@@ -1,11 +1,26 @@
 /*
-Speediful SLAM: register the extended procedure master.dbo.xp_slam, once per instance.
+Speediful SLAM: register the extended procedure master.dbo.xp_slam, and create the login
+of SLAM's worker, once per instance.
 
   Who:    a member of sysadmin (only sysadmin may register an extended procedure).
   Where:  SSMS or sqlcmd, connected to the instance; the script switches to master.
   Then:   sql/slam-install.sql in each database that will use SLAM.
   Again:  safe to re-run. After an upgrade of xp_slam.dll it unloads the old copy
           (DBCC xp_slam(FREE)) so the next call loads the new one.
+
+The worker's login. The worker (the Windows service SpeedifulSLAM) connects to SQL Server
+with Windows authentication, as its service account, to read and write the SLAM tables.
+The sqlcmd variable SLAM_WORKER_ACCOUNT names that account:
+  - sqlcmd: sqlcmd -b -S . -i slam-master.sql -v SLAM_WORKER_ACCOUNT="NT SERVICE\SpeedifulSLAM"
+  - slam install-sql passes it for you (its --worker-account, by default the account below).
+  - SSMS in SQLCMD mode: add the line  :setvar SLAM_WORKER_ACCOUNT "DOMAIN\account"  at the top.
+  - SSMS as usual (no SQLCMD mode): the variable stays as written, and the script uses the
+    service's default virtual account, NT SERVICE\SpeedifulSLAM.
+  - An empty value (-v SLAM_WORKER_ACCOUNT="") creates no login: the worker then uses SQL
+    Server authentication, and its login is yours to create.
+The login is created only if missing (CREATE LOGIN ... FROM WINDOWS, default database
+master), with no server role and no server permission but the CONNECT SQL every new login
+has. What it may do in a database, sql/slam-install.sql gives its user there.
 
 Only SQL Server 2016 or later on Windows runs extended procedures: Azure SQL Database,
 Azure SQL Managed Instance, Amazon RDS and SQL Server on Linux are refused, with the
@@ -81,6 +96,39 @@ END
 ELSE
 BEGIN
     RAISERROR(N'master.dbo.xp_slam is registered from %s; the next call loads it afresh.', 10, 1, @path) WITH NOWAIT;
+END;
+
+-------------------------------------------------------------------------------------------
+-- The worker's login (Windows authentication), created if missing
+-------------------------------------------------------------------------------------------
+-- sqlcmd (and slam install-sql) replace the variable below; SSMS without SQLCMD mode sends it
+-- as written, and the test below then falls back on the service's virtual account.
+DECLARE @worker SYSNAME = LTRIM(RTRIM(N'$(SLAM_WORKER_ACCOUNT)'));
+IF LEFT(@worker, 2) = N'$' + N'('
+    SET @worker = N'NT SERVICE\SpeedifulSLAM';
+
+IF @worker = N''
+BEGIN
+    RAISERROR(N'No login was created for SLAM''s worker (SLAM_WORKER_ACCOUNT is empty): the worker uses SQL Server authentication, and its login is yours to create.', 10, 1) WITH NOWAIT;
+END
+ELSE IF NOT EXISTS (SELECT 1 FROM sys.server_principals WHERE name = @worker)
+BEGIN
+    -- No server role, no server permission: a new login has CONNECT SQL and nothing more.
+    DECLARE @create_login NVARCHAR(MAX) = N'CREATE LOGIN ' + QUOTENAME(@worker) + N' FROM WINDOWS WITH DEFAULT_DATABASE = master;';
+    BEGIN TRY
+        EXEC sys.sp_executesql @create_login;
+    END TRY
+    BEGIN CATCH
+        RAISERROR(N'The login %s for SLAM''s worker could not be created. A virtual account (NT SERVICE\...) exists only once its service is installed: install the worker first, or name the account it runs as in SLAM_WORKER_ACCOUNT.', 10, 1, @worker) WITH NOWAIT;
+        THROW;
+    END CATCH;
+    RAISERROR(N'Created the login %s for SLAM''s worker (Windows authentication, default database master, no server role).', 10, 1, @worker) WITH NOWAIT;
+END
+ELSE
+BEGIN
+    RAISERROR(N'The login %s for SLAM''s worker exists already; it is left as it is.', 10, 1, @worker) WITH NOWAIT;
+    IF EXISTS (SELECT 1 FROM sys.server_principals WHERE name = @worker AND is_disabled = 1)
+        RAISERROR(N'Warning: the login %s is disabled, so the worker cannot connect: ALTER LOGIN ... ENABLE.', 10, 1, @worker) WITH NOWAIT;
 END;
 
 RAISERROR(N'Next: run sql/slam-install.sql in each database that will use SLAM.', 10, 1) WITH NOWAIT;

@@ -8,8 +8,11 @@ Speediful SLAM: remove SLAM from one user database.
   Also:   set @unregister_xp = 1 to unregister master.dbo.xp_slam as well, which the script
           does only when no other database still has SLAM installed.
 
-Removes: the SLAM procedures, the role SLAM_operator, the certificate SLAM_signing, and in
-master the certificate and user SLAM_xp_<database>. Safe to re-run.
+Removes: the SLAM procedures, the role SLAM_operator, the certificate SLAM_signing, the
+worker's database user SLAM_worker, and in master the certificate and user
+SLAM_xp_<database>. Safe to re-run.
+Keeps:   the worker's login (made by sql/slam-master.sql): it belongs to the instance, and
+other databases may still use SLAM. The script says how to drop it.
 */
 SET NOCOUNT ON;
 SET XACT_ABORT ON;
@@ -60,6 +63,19 @@ BEGIN
     WHERE m.role_principal_id = DATABASE_PRINCIPAL_ID(N'SLAM_operator');
     EXEC sys.sp_executesql @sql;
     DROP ROLE SLAM_operator;
+END;
+
+-- The worker's user. Its login stays: it is instance-wide, and other databases may use it.
+IF DATABASE_PRINCIPAL_ID(N'SLAM_worker') IS NOT NULL
+BEGIN
+    DECLARE @worker_login SYSNAME = SUSER_SNAME((SELECT sid FROM sys.database_principals WHERE name = N'SLAM_worker'));
+    DROP USER SLAM_worker;
+    RAISERROR(N'Dropped the database user SLAM_worker.', 10, 1) WITH NOWAIT;
+    IF @worker_login IS NOT NULL
+    BEGIN
+        DECLARE @drop_login NVARCHAR(400) = N'DROP LOGIN ' + QUOTENAME(@worker_login) + N';';
+        RAISERROR(N'Kept the worker''s login %s: it belongs to the instance. Once no database uses SLAM, a sysadmin may drop it in master: %s', 10, 1, @worker_login, @drop_login) WITH NOWAIT;
+    END;
 END;
 
 IF @drop_tables = 1

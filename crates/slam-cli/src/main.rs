@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+mod install_sql;
 mod render;
 
 use clap::parser::ValueSource;
@@ -53,6 +54,12 @@ struct Cli {
     #[arg(long, global = true, env = "SLAM_WORKER_ACCOUNT", value_name = "ACCOUNT")]
     worker_account: Option<String>,
 
+    /// The SQL Server database the operation is for (the worker's SQL Server store
+    /// keeps connections in each database's SLAM tables); for install-sql, the
+    /// database to install SLAM in.
+    #[arg(long, global = true, env = "SLAM_DATABASE", value_name = "NAME")]
+    database: Option<String>,
+
     /// How to print result sets.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -91,7 +98,8 @@ fn main() -> ExitCode {
 fn init_logging() {
     // Logs are for diagnosing SLAM itself: quiet unless SLAM_LOG asks (e.g. SLAM_LOG=debug).
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLAM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        // tiberius logs every server error at ERROR; install-sql reports them itself.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tiberius=off"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -101,7 +109,17 @@ fn init_logging() {
 }
 
 fn run(cli: Cli, matches: &ArgMatches, sink: &mut TerminalSink) -> Result<(), SlamError> {
-    let caller = caller();
+    if let Some(("install-sql", sub)) = matches.subcommand() {
+        let args = install_sql::InstallSqlArgs::from_arg_matches(sub)
+            .map_err(|e| SlamError::new(ErrorCode::InvalidArgument, e.to_string()))?;
+        let password = || match args.password_stdin {
+            true => read_stdin_secret(),
+            false => Ok(std::env::var("SLAM_SQL_PASSWORD").unwrap_or_default()),
+        };
+        return install_sql::run(&args, cli.database.as_deref(), cli.worker_account.as_deref(), password);
+    }
+    let mut caller = caller();
+    caller.database = cli.database.clone();
     let (operation, args) = request_args(matches, sink)?;
     let request = Request {
         version: PROTOCOL_VERSION,
@@ -114,6 +132,11 @@ fn run(cli: Cli, matches: &ArgMatches, sink: &mut TerminalSink) -> Result<(), Sl
         sink.set_json_envelope(true);
     }
     if cli.local {
+        if cli.database.is_some() {
+            sink.warning_now(
+                "`--database` applies only through the worker's SQL Server store; --local uses DATA_DIR/slam.db.",
+            );
+        }
         let clock = SystemClock;
         let http = http_settings(&cli)?;
         let data_dir = cli.data_dir.unwrap_or_else(DataDir::default_path);
@@ -129,6 +152,7 @@ fn run(cli: Cli, matches: &ArgMatches, sink: &mut TerminalSink) -> Result<(), Sl
         return block_on(ops::dispatch(&ctx, request, sink));
     }
     for id in ["data_dir", "ca_file", "proxy", "http_timeout", "resolve"] {
+        // (`--database` is the reverse: it matters only to the worker's SQL Server store.)
         if matches.value_source(id) == Some(ValueSource::CommandLine) {
             sink.warning_now(&format!(
                 "`--{}` applies only with --local; the worker uses its own configuration (slam-worker.toml).",
@@ -174,7 +198,11 @@ fn cli_command() -> clap::Command {
     for operation in catalogue::OPERATIONS {
         command = command.subcommand(subcommand(operation));
     }
-    command
+    let install = clap::Command::new("install-sql").about(
+        "Install or upgrade SLAM on a SQL Server instance: sql/slam-master.sql in master, then \
+         sql/slam-install.sql in --database. Safe to run again.",
+    );
+    command.subcommand(<install_sql::InstallSqlArgs as clap::Args>::augment_args(install))
 }
 
 fn subcommand(operation: &Operation) -> clap::Command {

@@ -7,6 +7,9 @@
 //!   the SQL Server store will send, passes it in `cargo test`;
 //! - [`generate`] writes the SLAM procedures and `SLAM_help` from the one catalogue
 //!   of operations, so the T-SQL cannot drift from what the worker dispatches.
+//!
+//! [`script`] cuts a script into batches as sqlcmd does (`GO`, `$(NAME)`,
+//! `:setvar`), for `slam install-sql`, which sends them one at a time.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -14,5 +17,6 @@
 pub mod gate;
 pub mod generate;
 mod lexer;
+pub mod script;
 
 pub use gate::{ParameterDefinition, Problem, ProcedureDefinition, check, procedures};

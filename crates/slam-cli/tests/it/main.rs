@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod connections;
+mod install_sql;
 mod keys;
 mod login;
 #[cfg(not(windows))]

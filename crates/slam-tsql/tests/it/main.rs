@@ -1,5 +1,8 @@
 //! The scripts in `sql/`, checked as far as possible without a SQL Server:
-//! - every script passes the T-SQL gate (a real grammar plus SLAM's rules);
+//! - every script passes the T-SQL gate (a real grammar plus SLAM's rules), whole
+//!   and batch by batch as `slam install-sql` sends it (`slam_tsql::script`);
+//! - the worker's login is created only if missing, and its user may read and write
+//!   the three tables and nothing else;
 //! - `sql/slam-install.sql` holds exactly the procedures the catalogue generates;
 //! - the contract: every procedure of the catalogue exists with exactly its
 //!   parameters, types and defaults, and every parameter reaches the request under
@@ -9,6 +12,8 @@
 
 use slam_protocol::catalogue::{self, ParamDefault};
 use slam_tsql::generate::{self, XP};
+use slam_tsql::script::{self, ScriptError};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 fn sql_dir() -> PathBuf {
@@ -210,4 +215,142 @@ fn security_setup_signs_without_trustworthy_or_chaining() {
     let master = read("slam-master.sql");
     assert!(!master.contains("GRANT"), "slam-master.sql grants nothing");
     assert!(master.contains("sp_addextendedproc N'xp_slam'"), "the export's exact case");
+}
+
+/// The variables `slam install-sql` passes, as `sqlcmd -v` would.
+fn worker_variables(account: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([("SLAM_WORKER_ACCOUNT".to_string(), account.to_string())])
+}
+
+/// Every batch, as `slam install-sql` sends it after `prepare`, passes the gate too
+/// (a batch is all SQL Server sees: a `GO` inside a string would show here).
+#[test]
+fn every_batch_passes_the_gate_as_sent() {
+    for name in ["slam-master.sql", "slam-install.sql", "slam-uninstall.sql"] {
+        let text = read(name);
+        for account in [r"NT SERVICE\SpeedifulSLAM", r"CORP\svc-slam", ""] {
+            let batches = script::prepare(&text, &worker_variables(account)).unwrap();
+            assert!(batches.len() > 1, "{name} has batches");
+            for batch in &batches {
+                assert_eq!(batch.repeat, 1, "{name}: no GO n in our scripts");
+                let problems: Vec<String> = slam_tsql::check(&batch.text)
+                    .iter()
+                    .map(|p| format!("line {} (batch line {}): {}", batch.first_line + p.line - 1, p.line, p.message))
+                    .collect();
+                assert!(problems.is_empty(), "{name} with {account:?}:\n{}", problems.join("\n"));
+                assert!(!batch.text.contains("$("), "{name}: every variable is substituted");
+            }
+            // Every line of the script is in a batch at its own line number, but the GOs.
+            for batch in &batches {
+                for (i, line) in batch.text.lines().enumerate() {
+                    let original = text.lines().nth(batch.first_line - 1 + i).unwrap();
+                    if !original.contains("$(") {
+                        assert_eq!(line, original, "{name}: line {}", batch.first_line + i);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_scripts_need_the_worker_account_and_use_it() {
+    for name in ["slam-master.sql", "slam-install.sql"] {
+        let text = read(name);
+        let first_use = text.lines().position(|l| l.contains("$(SLAM_WORKER_ACCOUNT)")).unwrap() + 1;
+        // `slam install-sql` must always pass it: without it the script does not run.
+        let err = script::prepare(&text, &BTreeMap::new()).unwrap_err();
+        assert_eq!(err, ScriptError::UndefinedVariable { name: "SLAM_WORKER_ACCOUNT".to_string(), line: first_use });
+        assert!(err.to_string().contains("SLAM_WORKER_ACCOUNT"), "{err}");
+
+        let batches = script::prepare(&text, &worker_variables(r"CORP\svc-slam")).unwrap();
+        let all: String = batches.iter().map(|b| b.text.as_str()).collect();
+        assert!(all.contains(r"DECLARE @worker SYSNAME = LTRIM(RTRIM(N'CORP\svc-slam'));"), "{name}");
+        let batches = script::prepare(&text, &worker_variables("")).unwrap();
+        let all: String = batches.iter().map(|b| b.text.as_str()).collect();
+        assert!(all.contains("DECLARE @worker SYSNAME = LTRIM(RTRIM(N''));"), "{name}: an empty value");
+
+        // Run unchanged in SSMS (no SQLCMD mode), the reference stays and the script falls
+        // back on the virtual account; the test for it holds no `$(` of its own.
+        assert_eq!(text.matches("$(").count(), text.matches("N'$(SLAM_WORKER_ACCOUNT)'").count(), "{name}");
+        assert!(text.contains("IF LEFT(@worker, 2) = N'$' + N'('"), "{name}");
+        assert!(text.contains(r"SET @worker = N'NT SERVICE\SpeedifulSLAM';"), "{name}");
+    }
+    // The uninstall script needs no variable.
+    assert!(script::prepare(&read("slam-uninstall.sql"), &BTreeMap::new()).is_ok());
+}
+
+#[test]
+fn the_worker_login_is_created_only_if_missing_and_gets_nothing() {
+    let master = read("slam-master.sql");
+    assert_eq!(master.matches("N'CREATE LOGIN ").count(), 1, "one CREATE LOGIN, in dynamic SQL");
+    let guard = "ELSE IF NOT EXISTS (SELECT 1 FROM sys.server_principals WHERE name = @worker)\nBEGIN\n";
+    let guarded = master.find(guard).expect("the existence check");
+    let create = master.find("N'CREATE LOGIN ").unwrap();
+    let end = guarded + master[guarded..].find("\nEND").unwrap();
+    assert!(guarded < create && create < end, "CREATE LOGIN is inside the IF NOT EXISTS block");
+    let run = master.find("EXEC sys.sp_executesql @create_login;").unwrap();
+    assert!(create < run && run < end, "and so is its EXEC");
+    assert!(
+        master.contains("N'CREATE LOGIN ' + QUOTENAME(@worker) + N' FROM WINDOWS WITH DEFAULT_DATABASE = master;'")
+    );
+    let upper = master.to_uppercase();
+    for forbidden in ["ALTER SERVER ROLE", "SP_ADDSRVROLEMEMBER", "GRANT ", "CONTROL SERVER", "IMPERSONATE"] {
+        assert!(!upper.contains(forbidden), "slam-master.sql: {forbidden}");
+    }
+}
+
+/// The statements of `script` that start with `keyword` (anywhere, dynamic SQL too),
+/// up to their `;`, white space collapsed.
+fn statements<'a>(script: &'a str, keyword: &'a str) -> impl Iterator<Item = String> + 'a {
+    let upper = script.to_ascii_uppercase();
+    let keyword = keyword.to_ascii_uppercase();
+    let starts: Vec<usize> = upper
+        .match_indices(&keyword)
+        .map(|(i, _)| i)
+        .filter(|&i| !upper[..i].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
+        .collect();
+    starts.into_iter().map(move |i| {
+        let end = script[i..].find(';').map_or(script.len(), |e| i + e);
+        script[i..end].split_whitespace().collect::<Vec<_>>().join(" ")
+    })
+}
+
+#[test]
+fn the_worker_user_may_read_and_write_the_three_tables_and_nothing_else() {
+    let install = read("slam-install.sql");
+    let mut granted = BTreeSet::new();
+    for grant in statements(&install, "GRANT").filter(|g| g.to_lowercase().contains("slam_worker")) {
+        let rest = grant.strip_prefix("GRANT ").unwrap();
+        let (permissions, rest) = rest.split_once(" ON ").unwrap_or_else(|| panic!("{grant}"));
+        let (object, grantee) = rest.split_once(" TO ").unwrap_or_else(|| panic!("{grant}"));
+        assert_eq!(grantee, "SLAM_worker", "{grant}: to the user alone, without GRANT OPTION");
+        for permission in permissions.split(',') {
+            assert!(granted.insert((permission.trim().to_string(), object.to_string())), "{grant}: twice");
+        }
+    }
+    let mut expected = BTreeSet::new();
+    for table in ["dbo.SLAM_Settings", "dbo.SLAM_Connections", "dbo.SLAM_Log"] {
+        for permission in ["SELECT", "INSERT", "UPDATE", "DELETE"] {
+            expected.insert((permission.to_string(), table.to_string()));
+        }
+    }
+    assert_eq!(granted, expected);
+
+    // No role, no ownership, no other way in.
+    for keyword in ["ALTER ROLE", "sp_addrolemember", "ALTER AUTHORIZATION", "ALTER USER", "DENY", "REVOKE"] {
+        for statement in statements(&install, keyword) {
+            assert!(!statement.to_lowercase().contains("slam_worker"), "{statement}");
+        }
+    }
+    let users: Vec<String> = statements(&install, "CREATE USER").filter(|s| s.contains("SLAM_worker")).collect();
+    assert_eq!(users, ["CREATE USER SLAM_worker FOR LOGIN ' + QUOTENAME(@worker) + N' WITH DEFAULT_SCHEMA = dbo"]);
+    // The user exists only for the login the checks found, or the script stops.
+    assert!(install.contains("The database user SLAM_worker exists already, for another login"));
+    assert!(install.contains("for SLAM''s worker does not exist: run sql/slam-master.sql first"));
+
+    let uninstall = read("slam-uninstall.sql");
+    assert!(uninstall.contains("IF DATABASE_PRINCIPAL_ID(N'SLAM_worker') IS NOT NULL"));
+    assert!(uninstall.contains("DROP USER SLAM_worker;"));
+    assert!(!uninstall.contains("EXEC (N'DROP LOGIN") && !uninstall.contains("\nDROP LOGIN"), "the login stays");
 }
