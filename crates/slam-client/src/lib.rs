@@ -178,7 +178,7 @@ pub struct CallOptions {
 impl Default for CallOptions {
     fn default() -> Self {
         Self {
-            read_timeout: Duration::from_secs(150),
+            read_timeout: Duration::from_secs(slam_protocol::CLIENT_ANSWER_DEADLINE_SECS),
             busy_wait: Duration::from_secs(10),
             worker_account: WorkerAccount::from_env(),
         }

@@ -39,6 +39,11 @@ pub const DEFAULT_PIPE: &str = "/run/speediful/slam.sock";
 /// create instances of the pipe could pose as the worker to other clients.
 pub const PIPE_CLIENT_ACCESS: u32 = 0x0012_008B;
 
+/// How long the XP and the CLI wait for the worker's answer, in seconds. The
+/// worker's own request limit must be shorter, so that it reports its timeout
+/// first, and the SQL Server store's lock timeout shorter still.
+pub const CLIENT_ANSWER_DEADLINE_SECS: u64 = 150;
+
 /// The account the worker's Windows service runs as unless installed otherwise:
 /// the virtual account `NT SERVICE\SpeedifulSLAM`.
 pub const DEFAULT_WORKER_ACCOUNT: &str = r"NT SERVICE\SpeedifulSLAM";

@@ -429,7 +429,8 @@ impl WorkerSettings {
             self.sqlserver.to_settings(self.request_timeout(), |_| Ok(secrecy::SecretString::from("unread")))?;
         }
         for (name, value, max) in [
-            ("request_timeout_seconds", self.request_timeout_seconds, 3_600),
+            // Shorter than the XP's and the CLI's wait, so the worker's own 50406 arrives.
+            ("request_timeout_seconds", self.request_timeout_seconds, slam_protocol::CLIENT_ANSWER_DEADLINE_SECS - 10),
             ("idle_timeout_seconds", self.idle_timeout_seconds, 3_600),
             ("salesforce.timeout_seconds", self.salesforce.timeout_seconds, 3_600),
             ("salesforce.connect_timeout_seconds", self.salesforce.connect_timeout_seconds, 600),
@@ -561,6 +562,7 @@ mod tests {
     fn out_of_range_values_name_the_setting() {
         for (text, setting) in [
             ("request_timeout_seconds = 0", "request_timeout_seconds"),
+            ("request_timeout_seconds = 600", "request_timeout_seconds"),
             ("max_connections = 0", "max_connections"),
             ("store = \"oracle\"", "store"),
             ("[salesforce]\ntimeout_seconds = 99999", "salesforce.timeout_seconds"),

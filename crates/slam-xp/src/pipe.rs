@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
 /// How long a whole call may wait for the worker: longer than the worker's own
 /// request limit (120 s by default), so the worker reports its own timeout first.
-const ANSWER_DEADLINE: Duration = Duration::from_secs(150);
+const ANSWER_DEADLINE: Duration = Duration::from_secs(slam_protocol::CLIENT_ANSWER_DEADLINE_SECS);
 
 /// An open, verified connection to the worker. Dropping it closes the pipe: the
 /// worker sees the client gone.

@@ -11,5 +11,6 @@ mod keys;
 mod login;
 #[cfg(not(windows))]
 mod openssl;
+mod sqlserver_store;
 mod support;
 mod worker;

@@ -650,6 +650,8 @@ impl Store for SqlServerStore {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
+pub mod fake;
 #[cfg(test)]
 mod fake_server_tests;
 #[cfg(test)]

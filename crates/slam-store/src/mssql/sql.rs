@@ -71,7 +71,7 @@ pub(crate) const SELECT_RECENT_LOG: &str = "SELECT TOP (@P1) At, Operation, User
     Message FROM dbo.SLAM_Log ORDER BY Id DESC;";
 
 /// Every statement above, by name, for the T-SQL gate and the fake server's map.
-#[cfg(test)]
+#[cfg(any(test, feature = "test-util"))]
 pub(crate) const ALL: &[(&str, &str)] = &[
     ("INSTALLED", INSTALLED),
     ("BEGIN", BEGIN),
