@@ -20,7 +20,9 @@ say() { printf '[windows-lane] %s\n' "$*"; }
 
 # 1. Build the test binaries, and learn their paths from cargo.
 say "building test binaries for $target"
-cargo test --workspace --locked --target "$target" --no-run --message-format=json-render-diagnostics \
+# --all-targets: benches and examples too, so that scripts/test.sh's clippy-while-
+# building covers every target (benches are built, never run, here).
+cargo test --workspace --all-targets --locked --target "$target" --no-run --message-format=json-render-diagnostics \
   > target/windows-lane-build.json
 mapfile -t tests < <(python3 - target/windows-lane-build.json <<'PY'
 import json, sys
@@ -30,7 +32,8 @@ for line in open(sys.argv[1]):
         msg = json.loads(line)
     except ValueError:
         continue
-    if msg.get("reason") == "compiler-artifact" and msg.get("profile", {}).get("test") and msg.get("executable"):
+    if (msg.get("reason") == "compiler-artifact" and msg.get("profile", {}).get("test")
+            and msg.get("executable") and msg["target"]["kind"] != ["bench"]):
         if msg["executable"] not in seen:
             seen.append(msg["executable"])
 print("\n".join(seen))
