@@ -21,7 +21,9 @@ say() { printf '[windows-lane] %s\n' "$*"; }
 # 1. Build the test binaries, and learn their paths from cargo.
 say "building test binaries for $target"
 # --all-targets: benches and examples too, so that scripts/test.sh's clippy-while-
-# building covers every target (benches are built, never run, here).
+# building covers every target. Benches and examples are built, never run, here (as on
+# Linux, where `cargo test` runs neither; an example's folder also lacks the
+# ProcessPrng shim below).
 cargo test --workspace --all-targets --locked --target "$target" --no-run --message-format=json-render-diagnostics \
   > target/windows-lane-build.json
 mapfile -t tests < <(python3 - target/windows-lane-build.json <<'PY'
@@ -33,7 +35,7 @@ for line in open(sys.argv[1]):
     except ValueError:
         continue
     if (msg.get("reason") == "compiler-artifact" and msg.get("profile", {}).get("test")
-            and msg.get("executable") and msg["target"]["kind"] != ["bench"]):
+            and msg.get("executable") and msg["target"]["kind"] not in (["bench"], ["example"])):
         if msg["executable"] not in seen:
             seen.append(msg["executable"])
 print("\n".join(seen))

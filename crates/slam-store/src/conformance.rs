@@ -1,7 +1,8 @@
 //! The behaviour every [`Store`] must have, written once.
 //!
-//! `run_all` takes a factory of empty stores; the SQLite tests call it, and the SQL
-//! Server implementation's tests will call it too (gated on `SLAM_TEST_MSSQL`).
+//! `run_all` takes a factory of empty stores. The SQLite tests call it; so do the SQL
+//! Server store's tests, over TDS against the test kit's fake server always, and
+//! against a real server when `SLAM_TEST_MSSQL` names one.
 //! Panics on the first violation, naming it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]

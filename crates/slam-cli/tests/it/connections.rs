@@ -282,7 +282,7 @@ fn concurrent_processes_leave_a_consistent_store() {
             let mut cmd = w.slam.command(&args);
             cmd.env("SLAM_PASSWORD", "p").env("SLAM_TOKEN", "t");
             cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-            children.push(cmd.spawn().unwrap());
+            children.push(crate::support::spawn(&mut cmd));
         }
     }
     let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();

@@ -95,7 +95,8 @@ fn install_encrypted(server: &FakeSqlServer, ca: &Path, encrypt: &str, extra: &[
     } else {
         cmd.arg("--server-ca-file").arg(ca);
     }
-    let out = cmd.output().unwrap();
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let out = crate::support::spawn(&mut cmd).wait_with_output().unwrap();
     Run { code: out.status.code().unwrap_or(-1), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
 }
 

@@ -266,7 +266,7 @@ fn concurrent_setups_of_one_name_create_exactly_one_pair() {
         .map(|_| {
             let mut cmd = slam.command(&["--format", "json", "setup-jwt", "--key-name", "race"]);
             cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-            cmd.spawn().unwrap()
+            crate::support::spawn(&mut cmd)
         })
         .collect();
     let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
