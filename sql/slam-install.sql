@@ -785,14 +785,43 @@ GO
 -- Security: sign the procedures that call xp_slam; let SLAM_operator run the procedures
 -------------------------------------------------------------------------------------------
 DECLARE @database SYSNAME = DB_NAME();
-DECLARE @master_principal SYSNAME = N'SLAM_xp_' + @database;
+-- One master principal per database; a name too long for SYSNAME is cut and made unique
+-- with a hash of the whole name (sql/slam-uninstall.sql computes it the same way).
+DECLARE @master_principal SYSNAME = CASE WHEN LEN(@database) <= 110 THEN N'SLAM_xp_' + @database
+    ELSE N'SLAM_xp_' + LEFT(@database, 80) + N'_' + LEFT(CONVERT(NVARCHAR(64), HASHBYTES('SHA2_256', @database), 2), 32) END;
 -- Used once, never stored: the private key is removed right after signing.
 DECLARE @password NVARCHAR(128) = CONVERT(NVARCHAR(36), NEWID()) + N'-Aa1!-' + CONVERT(NVARCHAR(36), NEWID());
 DECLARE @sql NVARCHAR(MAX);
+-- Exactly the procedures this script wrote: only these are signed and granted. A pattern
+-- such as SLAM_% would also sign a procedure someone else created under that name, and a
+-- signed procedure may call xp_slam with a request for any database.
+DECLARE @slam_procedures TABLE (name SYSNAME NOT NULL PRIMARY KEY, is_signed BIT NOT NULL);
+-- <generated list of the SLAM procedures: SLAM_BLESS=1 cargo test -p slam-tsql>
+INSERT INTO @slam_procedures (name, is_signed)
+VALUES
+    (N'SLAM_setup_jwt', 1),
+    (N'SLAM_remove_jwt', 1),
+    (N'SLAM_list_keys', 1),
+    (N'SLAM_add_connection', 1),
+    (N'SLAM_list_connections', 1),
+    (N'SLAM_use_connection_username', 1),
+    (N'SLAM_test_connection', 1),
+    (N'SLAM_remove_connection', 1),
+    (N'SLAM_ping', 1),
+    (N'SLAM_help', 0);
+-- </generated list>
 DECLARE @signed TABLE (name SYSNAME NOT NULL PRIMARY KEY);
 INSERT INTO @signed (name)
-SELECT p.name FROM sys.procedures AS p
-WHERE p.schema_id = SCHEMA_ID(N'dbo') AND p.name LIKE N'SLAM[_]%' AND p.name <> N'SLAM_help';
+SELECT name FROM @slam_procedures WHERE is_signed = 1;
+
+-- 0. Say which other dbo.SLAM_ procedures exist: SLAM neither signs nor grants them.
+DECLARE @strangers NVARCHAR(2000) = NULL;
+SELECT @strangers = LEFT(COALESCE(@strangers + N', ', N'') + p.name, 2000)
+FROM sys.procedures AS p
+WHERE p.schema_id = SCHEMA_ID(N'dbo') AND p.name LIKE N'SLAM[_]%'
+    AND p.name NOT IN (SELECT name FROM @slam_procedures);
+IF @strangers IS NOT NULL
+    RAISERROR(N'Warning: these procedures are not part of this SLAM version, so they are neither signed nor granted to SLAM_operator: %s. Drop them if an older SLAM left them; if you did not create them, find out who did.', 10, 1, @strangers) WITH NOWAIT;
 
 -- 1. The previous install's certificate: its remaining signatures, then itself; and its
 --    copy and user in master.
@@ -835,9 +864,8 @@ BEGIN
     CREATE ROLE SLAM_operator AUTHORIZATION dbo;
 END;
 SET @sql = N'';
-SELECT @sql = @sql + N'GRANT EXECUTE ON dbo.' + QUOTENAME(p.name) + N' TO SLAM_operator;' + NCHAR(10)
-FROM sys.procedures AS p
-WHERE p.schema_id = SCHEMA_ID(N'dbo') AND p.name LIKE N'SLAM[_]%';
+SELECT @sql = @sql + N'GRANT EXECUTE ON dbo.' + QUOTENAME(name) + N' TO SLAM_operator;' + NCHAR(10)
+FROM @slam_procedures;
 EXEC sys.sp_executesql @sql;
 
 DECLARE @count INT = (SELECT COUNT(*) FROM @signed);

@@ -36,14 +36,37 @@ BEGIN
 END;
 
 DECLARE @database SYSNAME = DB_NAME();
-DECLARE @master_principal SYSNAME = N'SLAM_xp_' + @database;
+-- As sql/slam-install.sql names it.
+DECLARE @master_principal SYSNAME = CASE WHEN LEN(@database) <= 110 THEN N'SLAM_xp_' + @database
+    ELSE N'SLAM_xp_' + LEFT(@database, 80) + N'_' + LEFT(CONVERT(NVARCHAR(64), HASHBYTES('SHA2_256', @database), 2), 32) END;
 DECLARE @sql NVARCHAR(MAX) = N'';
+DECLARE @slam_procedures TABLE (name SYSNAME NOT NULL PRIMARY KEY, is_signed BIT NOT NULL);
+-- <generated list of the SLAM procedures: SLAM_BLESS=1 cargo test -p slam-tsql>
+INSERT INTO @slam_procedures (name, is_signed)
+VALUES
+    (N'SLAM_setup_jwt', 1),
+    (N'SLAM_remove_jwt', 1),
+    (N'SLAM_list_keys', 1),
+    (N'SLAM_add_connection', 1),
+    (N'SLAM_list_connections', 1),
+    (N'SLAM_use_connection_username', 1),
+    (N'SLAM_test_connection', 1),
+    (N'SLAM_remove_connection', 1),
+    (N'SLAM_ping', 1),
+    (N'SLAM_help', 0);
+-- </generated list>
 
--- Procedures (their signatures go with them).
-SELECT @sql = @sql + N'DROP PROCEDURE dbo.' + QUOTENAME(p.name) + N';' + NCHAR(10)
+-- The SLAM procedures (their signatures go with them); no other procedure is touched.
+SELECT @sql = @sql + N'DROP PROCEDURE dbo.' + QUOTENAME(name) + N';' + NCHAR(10)
+FROM @slam_procedures
+WHERE OBJECT_ID(N'dbo.' + QUOTENAME(name), N'P') IS NOT NULL;
+EXEC sys.sp_executesql @sql;
+DECLARE @strangers NVARCHAR(2000) = NULL;
+SELECT @strangers = LEFT(COALESCE(@strangers + N', ', N'') + p.name, 2000)
 FROM sys.procedures AS p
 WHERE p.schema_id = SCHEMA_ID(N'dbo') AND p.name LIKE N'SLAM[_]%';
-EXEC sys.sp_executesql @sql;
+IF @strangers IS NOT NULL
+    RAISERROR(N'Kept, because this SLAM version did not write them: %s. Drop them by hand if an older SLAM left them.', 10, 1, @strangers) WITH NOWAIT;
 
 -- The certificate here, and its copy and user in master.
 IF CERT_ID(N'SLAM_signing') IS NOT NULL

@@ -13,11 +13,36 @@ use slam_protocol::catalogue::{OPERATIONS, Operation, Param, ParamDefault, Param
 use slam_protocol::{ErrorCode, PROTOCOL_VERSION};
 use std::fmt::Write as _;
 
-/// The line before the generated part of `sql/slam-install.sql`.
-pub const BEGIN_MARKER: &str =
-    "-- <generated from slam_protocol::catalogue: edit the catalogue, then SLAM_BLESS=1 cargo test -p slam-tsql>";
-/// The line after it.
-pub const END_MARKER: &str = "-- </generated>";
+/// A part of a script between two marker lines, written by this module.
+#[derive(Debug, Clone, Copy)]
+pub struct Section {
+    /// The line before the generated text.
+    pub begin: &'static str,
+    /// The line after it.
+    pub end: &'static str,
+}
+
+/// The procedures of `sql/slam-install.sql`: see [`generated_block`].
+pub const PROCEDURES: Section = Section {
+    begin: "-- <generated from slam_protocol::catalogue: edit the catalogue, then SLAM_BLESS=1 cargo test -p slam-tsql>",
+    end: "-- </generated>",
+};
+
+/// The names of the SLAM procedures, in the security batch of `sql/slam-install.sql`
+/// and in `sql/slam-uninstall.sql`: see [`procedure_list_block`].
+pub const PROCEDURE_LIST: Section = Section {
+    begin: "-- <generated list of the SLAM procedures: SLAM_BLESS=1 cargo test -p slam-tsql>",
+    end: "-- </generated list>",
+};
+
+/// Which files hold which generated sections, and what each must hold.
+pub fn sections() -> [(&'static str, Section, String); 3] {
+    [
+        ("slam-install.sql", PROCEDURES, generated_block()),
+        ("slam-install.sql", PROCEDURE_LIST, procedure_list_block()),
+        ("slam-uninstall.sql", PROCEDURE_LIST, procedure_list_block()),
+    ]
+}
 
 /// The procedure every request goes through.
 pub const XP: &str = "master.dbo.xp_slam";
@@ -32,7 +57,8 @@ pub fn procedures() -> impl Iterator<Item = (&'static Operation, &'static str)> 
     OPERATIONS.iter().filter_map(|op| op.procedure.map(|name| (op, name)))
 }
 
-/// Everything between the markers: each procedure in its own batch, then `SLAM_help`.
+/// Everything between the [`PROCEDURES`] markers: each procedure in its own batch,
+/// then `SLAM_help`.
 pub fn generated_block() -> String {
     let mut out = String::new();
     for (op, name) in procedures() {
@@ -44,20 +70,34 @@ pub fn generated_block() -> String {
     out
 }
 
-/// `script` with its generated block replaced by `block`; `None` without markers.
-pub fn with_block(script: &str, block: &str) -> Option<String> {
-    let start = script.find(BEGIN_MARKER)? + BEGIN_MARKER.len();
-    let start = start + script[start..].find('\n')? + 1;
-    let end = start + script[start..].find(END_MARKER)?;
+/// Everything between the [`PROCEDURE_LIST`] markers: the exact names SLAM writes,
+/// and whether each calls the XP and so is signed. The install script signs and
+/// grants only these (a pattern such as `SLAM_%` would also sign a procedure someone
+/// else created under that name, letting it call `xp_slam` for any database); the
+/// uninstall script drops only these.
+pub fn procedure_list_block() -> String {
+    let mut rows: Vec<String> = procedures().map(|(_, name)| format!("    ({}, 1)", literal(name))).collect();
+    rows.push(format!("    ({}, 0)", literal("SLAM_help")));
+    format!("INSERT INTO @slam_procedures (name, is_signed)\nVALUES\n{};\n", rows.join(",\n"))
+}
+
+/// `script` with `section`'s text replaced by `block`; `None` without its markers.
+pub fn with_block(script: &str, section: Section, block: &str) -> Option<String> {
+    let (start, end) = block_range(script, section)?;
     Some(format!("{}{block}{}", &script[..start], &script[end..]))
 }
 
-/// The generated block currently in `script`.
-pub fn current_block(script: &str) -> Option<&str> {
-    let start = script.find(BEGIN_MARKER)? + BEGIN_MARKER.len();
-    let start = start + script[start..].find('\n')? + 1;
-    let end = start + script[start..].find(END_MARKER)?;
+/// The text of `section` currently in `script`.
+pub fn current_block(script: &str, section: Section) -> Option<&str> {
+    let (start, end) = block_range(script, section)?;
     Some(&script[start..end])
+}
+
+fn block_range(script: &str, section: Section) -> Option<(usize, usize)> {
+    let start = script.find(section.begin)? + section.begin.len();
+    let start = start + script[start..].find('\n')? + 1;
+    let end = start + script[start..].find(section.end)?;
+    Some((start, end))
 }
 
 fn param_comment(p: &Param) -> String {
@@ -235,9 +275,13 @@ mod tests {
     #[test]
     fn quotes_are_doubled_and_markers_round_trip() {
         assert_eq!(literal("it's"), "N'it''s'");
-        let script = format!("A\n{BEGIN_MARKER}\nold\n{END_MARKER}\nB\n");
-        let replaced = with_block(&script, "new\n").unwrap();
-        assert_eq!(replaced, format!("A\n{BEGIN_MARKER}\nnew\n{END_MARKER}\nB\n"));
-        assert_eq!(current_block(&replaced), Some("new\n"));
+        let (b, e) = (PROCEDURES.begin, PROCEDURES.end);
+        let (lb, le) = (PROCEDURE_LIST.begin, PROCEDURE_LIST.end);
+        let script = format!("A\n{b}\nold\n{e}\nB\n{lb}\nold list\n{le}\nC\n");
+        let replaced = with_block(&script, PROCEDURES, "new\n").unwrap();
+        let replaced = with_block(&replaced, PROCEDURE_LIST, "new list\n").unwrap();
+        assert_eq!(replaced, format!("A\n{b}\nnew\n{e}\nB\n{lb}\nnew list\n{le}\nC\n"));
+        assert_eq!(current_block(&replaced, PROCEDURES), Some("new\n"));
+        assert_eq!(current_block(&replaced, PROCEDURE_LIST), Some("new list\n"));
     }
 }

@@ -41,17 +41,20 @@ fn every_script_passes_the_gate() {
     }
 }
 
-/// `SLAM_BLESS=1 cargo test -p slam-tsql` rewrites the block after a catalogue change.
+/// `SLAM_BLESS=1 cargo test -p slam-tsql` rewrites the sections after a catalogue change.
 #[test]
-fn the_install_script_holds_the_generated_procedures() {
-    let path = sql_dir().join("slam-install.sql");
-    let script = read("slam-install.sql");
-    let block = generate::generated_block();
-    if generate::current_block(&script) != Some(block.as_str()) {
-        if std::env::var_os("SLAM_BLESS").is_some() {
-            std::fs::write(&path, generate::with_block(&script, &block).unwrap()).unwrap();
-        } else {
-            panic!("sql/slam-install.sql is stale: run `SLAM_BLESS=1 cargo test -p slam-tsql`");
+fn the_scripts_hold_the_generated_procedures_and_list() {
+    for (file, section, block) in generate::sections() {
+        let path = sql_dir().join(file);
+        let script = read(file);
+        if generate::current_block(&script, section) != Some(block.as_str()) {
+            if std::env::var_os("SLAM_BLESS").is_some() {
+                let blessed = generate::with_block(&script, section, &block)
+                    .unwrap_or_else(|| panic!("{file}: no `{}` marker line", section.begin));
+                std::fs::write(&path, blessed).unwrap();
+            } else {
+                panic!("sql/{file} is stale at `{}`: run `SLAM_BLESS=1 cargo test -p slam-tsql`", section.begin);
+            }
         }
     }
 }
@@ -215,6 +218,35 @@ fn security_setup_signs_without_trustworthy_or_chaining() {
     let master = read("slam-master.sql");
     assert!(!master.contains("GRANT"), "slam-master.sql grants nothing");
     assert!(master.contains("sp_addextendedproc N'xp_slam'"), "the export's exact case");
+}
+
+/// Only the procedures SLAM wrote are signed, granted or dropped: a `dbo.SLAM_x` someone
+/// else created must never be signed (it could then call xp_slam for any database).
+#[test]
+fn only_the_procedures_slam_wrote_are_signed_granted_or_dropped() {
+    let list = generate::procedure_list_block();
+    let mut signed: Vec<&str> = list.lines().filter(|l| l.ends_with(", 1),") || l.ends_with(", 1);")).collect();
+    signed.sort();
+    let mut expected: Vec<String> = generate::procedures().map(|(_, name)| format!("    (N'{name}', 1)")).collect();
+    expected.sort();
+    let signed: Vec<String> = signed.iter().map(|l| l.trim_end_matches([',', ';']).to_string()).collect();
+    assert_eq!(signed, expected, "every procedure that calls the XP is signed, and nothing else");
+    assert!(list.contains("(N'SLAM_help', 0)"), "SLAM_help is granted but never signed");
+
+    for name in ["slam-install.sql", "slam-uninstall.sql"] {
+        let text = read(name);
+        for statement in ["ADD SIGNATURE TO", "GRANT EXECUTE ON dbo.' + QUOTENAME", "DROP PROCEDURE"] {
+            for (at, _) in text.match_indices(statement) {
+                // The SELECT that builds the statement names its source within a few lines.
+                let source: String = text[at..].lines().take(3).collect::<Vec<_>>().join("\n");
+                assert!(
+                    source.contains("FROM @slam_procedures") || source.contains("FROM @signed"),
+                    "{name}: `{statement}` must take its names from the generated list:\n{source}"
+                );
+            }
+        }
+        assert!(text.contains("not part of this SLAM version") || text.contains("did not write them"), "{name}");
+    }
 }
 
 /// The variables `slam install-sql` passes, as `sqlcmd -v` would.
