@@ -30,7 +30,8 @@ if command -v msiinfo >/dev/null; then
     || fail "the default service account is not NT SERVICE\\SpeedifulSLAM"
   table CustomAction | grep -q $'^PrepareDataDir\t3090\tslam_worker_exe\t--config' \
     || fail "the deferred, elevated PrepareDataDir action"
-  say "MSI tables: service, default account NT SERVICE\\SpeedifulSLAM, deferred data directory action"
+  table Property | grep -q $'^REBOOT\tReallySuppress$' || fail "the MSI may restart the SQL Server machine (REBOOT)"
+  say "MSI tables: service, default account NT SERVICE\\SpeedifulSLAM, deferred data directory action, never a restart"
 fi
 
 wine=$(command -v wine64 || true)
@@ -65,7 +66,7 @@ msiexec /i "$(winpath "$v1")" /qn SQLINSTANCE=SQLEXPRESS SERVICEACCOUNT=LocalSys
   /l*v "$(winpath target/msi/install-1.log)" || fail "msiexec /i exited $? (target/msi/install-1.log)"
 say "installed in $(($(date +%s) - started)) s"
 for file in slam.exe slam-worker.exe xp_slam.dll sql/slam-master.sql sql/slam-install.sql sql/slam-uninstall.sql \
-  docs/install.md docs/errors.md; do
+  docs/install.md docs/errors.md docs/sql-server-store.md; do
   [[ -f "$program/$file" ]] || fail "C:\\Program Files\\Speediful\\SLAM\\$file is missing"
 done
 [[ -d "$data/keys" ]] || fail "C:\\ProgramData\\Speediful\\SLAM\\keys was not created"
@@ -108,8 +109,11 @@ slam setup-jwt --key-name upgrade-proof >/dev/null || fail "setup-jwt through th
 key_sum=$(sha256sum "$data/keys/upgrade-proof.pem" | cut -d' ' -f1)
 say "the service answers slam ping and made a keypair in the data directory"
 
-say "upgrading in place to $v2"
-msiexec /i "$(winpath "$v2")" /qn SERVICEACCOUNT=LocalSystem /l*v "$(winpath target/msi/install-2.log)" \
+# No SERVICEACCOUNT this time: the upgrade must keep the installed account (LocalSystem),
+# not fall back to the MSI's default, or the data directory's ACL and the SQL login
+# would no longer match the service.
+say "upgrading in place to $v2 (without SERVICEACCOUNT)"
+msiexec /i "$(winpath "$v2")" /qn /l*v "$(winpath target/msi/install-2.log)" \
   || fail "the upgrade exited $? (target/msi/install-2.log)"
 # Wine's reg has no /f: list every product's name and version, keep ours.
 products=$("$wine" reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall' /s 2>/dev/null | tr -d '\r' \
@@ -118,7 +122,11 @@ products=$("$wine" reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Uni
 grep -q 'DisplayVersion.*0\.1\.1' <<<"$products" || fail "0.1.1 is not the installed version: $products"
 [[ "$(sha256sum "$data/keys/upgrade-proof.pem" | cut -d' ' -f1)" == "$key_sum" ]] || fail "the upgrade changed the key"
 slam list-keys | tr -d '\r' | grep -q upgrade-proof || fail "the service does not list the key after the upgrade"
-say "upgraded to 0.1.1: one product registered, the key kept and served"
+"$wine" reg query 'HKLM\System\CurrentControlSet\Services\SpeedifulSLAM' 2>/dev/null | tr -d '\r' \
+  | grep -q 'ObjectName.*LocalSystem' || fail "the upgrade changed the service's account"
+"$wine" reg query 'HKLM\SOFTWARE\Speediful\SLAM' 2>/dev/null | tr -d '\r' | grep -q 'WorkerAccount.*LocalSystem' \
+  || fail "the upgrade changed WorkerAccount"
+say "upgraded to 0.1.1: one product registered, the service account kept, the key kept and served"
 
 say "uninstalling"
 msiexec /x "$(winpath "$v2")" /qn /l*v "$(winpath target/msi/uninstall.log)" \
