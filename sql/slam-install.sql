@@ -81,9 +81,13 @@ BEGIN
         Username  NVARCHAR(255) COLLATE Latin1_General_100_CI_AS NULL,
         UpdatedAt DATETIME2(3)  NULL
     );
-    INSERT INTO dbo.SLAM_Settings (Id, Username, UpdatedAt) VALUES (1, NULL, NULL);
     EXEC sys.sp_addextendedproperty @name = N'SLAM_schema_version', @value = 1,
         @level0type = N'SCHEMA', @level0name = N'dbo', @level1type = N'TABLE', @level1name = N'SLAM_Settings';
+END;
+-- Its one row, also put back on a re-run if someone deleted it.
+IF NOT EXISTS (SELECT 1 FROM dbo.SLAM_Settings WHERE Id = 1)
+BEGIN
+    INSERT INTO dbo.SLAM_Settings (Id, Username, UpdatedAt) VALUES (1, NULL, NULL);
 END;
 GO
 

@@ -69,7 +69,9 @@ ON CONFLICT (Username) DO UPDATE SET
     InstanceUrl = excluded.InstanceUrl, OrgId = excluded.OrgId, UpdatedAt = excluded.UpdatedAt,
     LastTestAt = excluded.LastTestAt, LastTestOk = excluded.LastTestOk, LastTestMessage = excluded.LastTestMessage";
 
-pub(crate) const SET_ACTIVE: &str = "UPDATE SLAM_Settings SET Username = ?1, UpdatedAt = ?2 WHERE Id = 1";
+/// An upsert, so that a deleted settings row cannot make activation a silent no-op.
+pub(crate) const SET_ACTIVE: &str = "INSERT INTO SLAM_Settings (Id, Username, UpdatedAt) VALUES (1, ?1, ?2) \
+    ON CONFLICT(Id) DO UPDATE SET Username = excluded.Username, UpdatedAt = excluded.UpdatedAt";
 
 pub(crate) const SELECT_ACTIVE: &str = "SELECT Username FROM SLAM_Settings WHERE Id = 1";
 

@@ -84,7 +84,10 @@ fn sqlite_for(statement: &str) -> &'static str {
              KeyPasswordSealed = ?10, InstanceUrl = ?11, OrgId = ?12, UpdatedAt = ?13, LastTestAt = ?14, \
              LastTestOk = ?15, LastTestMessage = ?16 WHERE Username = ?1"
         }
-        "SET_ACTIVE" => "UPDATE SLAM_Settings SET Username = ?1, UpdatedAt = ?2 WHERE Id = 1",
+        "SET_ACTIVE" => {
+            "INSERT INTO SLAM_Settings (Id, Username, UpdatedAt) VALUES (1, ?1, ?2) \
+             ON CONFLICT(Id) DO UPDATE SET Username = excluded.Username, UpdatedAt = excluded.UpdatedAt"
+        }
         "SELECT_ACTIVE" => "SELECT Username FROM SLAM_Settings WHERE Id = 1",
         "DELETE_CONNECTION" => "DELETE FROM SLAM_Connections WHERE Username = ?1",
         "CLEAR_ACTIVE_IF" => "UPDATE SLAM_Settings SET Username = NULL, UpdatedAt = ?2 WHERE Id = 1 AND Username = ?1",
@@ -101,6 +104,25 @@ fn sqlite_for(statement: &str) -> &'static str {
              LIMIT ?1"
         }
         _ => "",
+    }
+}
+
+/// `(parameter index, table, column, NVARCHAR width)` of the text a statement writes,
+/// as `sql/slam-install.sql` declares the columns: SQLite has no widths, SQL Server
+/// refuses a longer value with error 2628.
+fn widths_of(statement: &str) -> &'static [(usize, &'static str, &'static str, usize)] {
+    match statement {
+        "INSERT_LOG" => &[
+            (1, "SLAM_Log", "Operation", 64),
+            (2, "SLAM_Log", "Username", 255),
+            (3, "SLAM_Log", "Caller", 512),
+            (4, "SLAM_Log", "Outcome", 16),
+            (6, "SLAM_Log", "Message", 4000),
+        ],
+        "RECORD_TEST" => &[(3, "SLAM_Connections", "LastTestMessage", 2000)],
+        "UPDATE_CONNECTION" => &[(15, "SLAM_Connections", "LastTestMessage", 2000)],
+        "INSERT_CONNECTION" => &[(16, "SLAM_Connections", "LastTestMessage", 2000)],
+        _ => &[],
     }
 }
 
@@ -253,6 +275,20 @@ impl SlamTables {
                 vec![Reply::Done { rows: None }]
             }
             _ => {
+                for &(index, table, column, width) in widths_of(name) {
+                    if let Some(Value::NVarChar(text)) = params.get(index).map(|p| &p.value)
+                        && text.encode_utf16().count() > width
+                    {
+                        return Self::error(
+                            2628,
+                            &format!(
+                                "String or binary data would be truncated in table '{database}.dbo.{table}', column \
+                                 '{column}'. Truncated value: '{}'.",
+                                text.chars().take(40).collect::<String>()
+                            ),
+                        );
+                    }
+                }
                 let sqlite = sqlite_for(name);
                 let values: Vec<Lite> = params.iter().map(|p| to_sqlite(&p.value)).collect();
                 let mut stmt = conn.prepare(sqlite).unwrap();
@@ -364,6 +400,22 @@ impl SlamTables {
 }
 
 impl SlamTables {
+    /// A DBA's `DELETE FROM dbo.SLAM_Settings` in `database`.
+    pub fn delete_settings_row(&self, database: &str) {
+        let state = self.state.lock().unwrap();
+        state.databases[database].execute("DELETE FROM SLAM_Settings", []).unwrap();
+    }
+
+    /// `Caller` and `Message` of the newest `SLAM_Log` row in `database`.
+    pub fn newest_log_texts(&self, database: &str) -> (String, String) {
+        let state = self.state.lock().unwrap();
+        state.databases[database]
+            .query_row("SELECT Caller, Message FROM SLAM_Log ORDER BY Id DESC LIMIT 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap()
+    }
+
     /// `SLAM_Settings.Username` in `database`.
     pub fn active_username(&self, database: &str) -> Option<String> {
         let state = self.state.lock().unwrap();

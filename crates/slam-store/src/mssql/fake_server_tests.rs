@@ -110,6 +110,53 @@ fn a_transaction_holding_the_tables_makes_the_change_fail_as_locked_and_nothing_
 }
 
 #[test]
+fn text_longer_than_its_column_is_cut_to_fit_and_the_change_is_kept() {
+    let (fake, opener) = fake();
+    let tables = &fake.tables;
+    let mut store = opener.open(Some("Sales")).unwrap();
+    let mut log = conformance::log("add");
+    // A caller made of a long login, application and host, and a long Salesforce
+    // answer; '😀' takes two UTF-16 units, as NVARCHAR counts them.
+    log.caller = format!("login=CORP\\x{}", "😀".repeat(400));
+    log.message = "x".repeat(5000);
+    let mut record = conformance::record("a@acme.com");
+    record.last_test_message = Some("y".repeat(2500));
+    store.save_and_activate(&record, &log).unwrap();
+    let (caller, message) = tables.newest_log_texts("Sales");
+    assert_eq!(caller.encode_utf16().count(), 511, "512 units would split a surrogate pair");
+    assert!(caller.ends_with('…') && caller.starts_with("login=CORP\\x😀"), "{caller}");
+    assert_eq!(message.encode_utf16().count(), 4000);
+    assert!(message.ends_with("x…"));
+    assert_eq!(tables.active_username("Sales").as_deref(), Some("a@acme.com"), "the change itself was kept");
+    let stored = store.get("a@acme.com").unwrap().unwrap();
+    assert_eq!(stored.last_test_message.as_ref().map(|m| m.encode_utf16().count()), Some(2000));
+
+    let result = TestResult {
+        at: conformance::log("test").at,
+        ok: false,
+        message: "z".repeat(3000),
+        instance_url: None,
+        org_id: None,
+    };
+    store.record_test("a@acme.com", &result, &conformance::log("test")).unwrap();
+    let stored = store.get("a@acme.com").unwrap().unwrap();
+    assert_eq!(stored.last_test_message.as_ref().map(|m| m.encode_utf16().count()), Some(2000));
+}
+
+#[test]
+fn a_deleted_settings_row_is_put_back_when_a_connection_is_activated() {
+    let (fake, opener) = fake();
+    let tables = &fake.tables;
+    let mut store = opener.open(Some("Sales")).unwrap();
+    store.save_and_activate(&conformance::record("a@acme.com"), &conformance::log("add")).unwrap();
+    tables.delete_settings_row("Sales");
+    assert_eq!(store.active_username().unwrap(), None);
+    store.activate("a@acme.com", &conformance::log("use")).unwrap();
+    assert_eq!(tables.active_username("Sales").as_deref(), Some("a@acme.com"));
+    assert_eq!(store.active_username().unwrap().as_deref(), Some("a@acme.com"));
+}
+
+#[test]
 fn a_database_without_slam_or_that_the_login_cannot_open_is_not_installed() {
     let (fake, opener) = fake();
     fake.tables.create_bare("Bare");
@@ -175,5 +222,21 @@ fn every_statement_passes_the_t_sql_gate() {
     for (name, text) in statements {
         let problems = slam_tsql::check(&text);
         assert!(problems.is_empty(), "{name}: {problems:?}\n{text}");
+    }
+}
+
+#[test]
+fn the_widths_the_store_cuts_to_are_the_install_scripts() {
+    let script = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../sql/slam-install.sql")).unwrap();
+    for (column, width) in [
+        ("Caller", sql::CALLER_WIDTH),
+        ("Message", sql::MESSAGE_WIDTH),
+        ("LastTestMessage", sql::LAST_TEST_MESSAGE_WIDTH),
+    ] {
+        let declared = script
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(column).filter(|rest| rest.starts_with(' ')))
+            .unwrap_or_else(|| panic!("{column} is not declared in slam-install.sql"));
+        assert!(declared.trim_start().starts_with(&format!("NVARCHAR({width})")), "{column}: {declared}");
     }
 }

@@ -468,8 +468,30 @@ async fn lock_connection(client: &mut Client, username: &str) -> Result<Option<(
     }
 }
 
+/// `text` cut to fit an `NVARCHAR(width)` column, which counts UTF-16 code units (a
+/// character outside the BMP takes two); a cut text ends in `…`, so a reader sees it
+/// was cut.
+fn fit(text: &str, width: usize) -> std::borrow::Cow<'_, str> {
+    if text.encode_utf16().count() <= width {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut used = 1; // the ellipsis
+    let mut cut = String::new();
+    for c in text.chars() {
+        used += c.len_utf16();
+        if used > width {
+            break;
+        }
+        cut.push(c);
+    }
+    cut.push('…');
+    std::borrow::Cow::Owned(cut)
+}
+
 async fn insert_log(client: &mut Client, log: &LogEntry) -> Result<(), JobError> {
     let at = timestamp(&log.at)?;
+    let caller: &str = &fit(&log.caller, sql::CALLER_WIDTH);
+    let message: &str = &fit(&log.message, sql::MESSAGE_WIDTH);
     let error_number = log.error_number.and_then(|n| i32::try_from(n).ok());
     execute(
         client,
@@ -479,10 +501,10 @@ async fn insert_log(client: &mut Client, log: &LogEntry) -> Result<(), JobError>
             &at,
             &log.operation.as_str(),
             &log.username.as_deref(),
-            &log.caller.as_str(),
+            &caller,
             &log.outcome.as_str(),
             &error_number,
-            &log.message.as_str(),
+            &message,
         ],
     )
     .await?;
@@ -520,8 +542,9 @@ impl Store for SqlServerStore {
                     &r.instance_url.as_deref(),
                     &r.org_id.as_deref(),
                 ];
+                let last_test_message = r.last_test_message.as_deref().map(|m| fit(m, sql::LAST_TEST_MESSAGE_WIDTH));
                 let tail: [&dyn ToSql; 4] =
-                    [&updated_at, &last_test_at, &r.last_test_ok, &r.last_test_message.as_deref()];
+                    [&updated_at, &last_test_at, &r.last_test_ok, &last_test_message.as_deref()];
                 if replaced {
                     let params: Vec<&dyn ToSql> = common.iter().chain(tail.iter()).copied().collect();
                     execute(c, "saving a connection", sql::UPDATE_CONNECTION, &params).await?;
@@ -616,15 +639,10 @@ impl Store for SqlServerStore {
         self.call(move |c| {
             Box::pin(async move {
                 let at = timestamp(&t.at)?;
+                let message: &str = &fit(&t.message, sql::LAST_TEST_MESSAGE_WIDTH);
                 batch(c, "recording a test", sql::BEGIN).await?;
-                let params: [&dyn ToSql; 6] = [
-                    &username.as_str(),
-                    &at,
-                    &t.ok,
-                    &t.message.as_str(),
-                    &t.instance_url.as_deref(),
-                    &t.org_id.as_deref(),
-                ];
+                let params: [&dyn ToSql; 6] =
+                    [&username.as_str(), &at, &t.ok, &message, &t.instance_url.as_deref(), &t.org_id.as_deref()];
                 if execute(c, "recording a test", sql::RECORD_TEST, &params).await? == 0 {
                     return not_found(c, username).await;
                 }

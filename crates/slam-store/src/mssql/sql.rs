@@ -5,6 +5,17 @@
 //! `sql/slam-install.sql` creates; `Username` has a case-insensitive collation, so
 //! `=` and `ORDER BY` compare as Salesforce does. Times are `DATETIME2(3)` in UTC.
 
+/// Widths (`NVARCHAR(n)`, in UTF-16 code units) of the free-text columns the store
+/// fills with text it did not validate, as `sql/slam-install.sql` declares them.
+/// SQL Server refuses a longer value (error 2628) and, under `XACT_ABORT`, that
+/// would roll back the whole change for the sake of a log line: the store cuts
+/// such text to fit instead ([`super::fit`]).
+pub(crate) const CALLER_WIDTH: usize = 512;
+/// `SLAM_Log.Message`.
+pub(crate) const MESSAGE_WIDTH: usize = 4000;
+/// `SLAM_Connections.LastTestMessage`.
+pub(crate) const LAST_TEST_MESSAGE_WIDTH: usize = 2000;
+
 /// Run once on every new connection, before anything else. `XACT_ABORT` makes any
 /// error roll back the whole transaction; `LOCK_TIMEOUT` (milliseconds) makes a
 /// statement blocked by someone else's transaction fail with 1222 instead of
@@ -51,7 +62,10 @@ pub(crate) const UPDATE_CONNECTION: &str = "UPDATE dbo.SLAM_Connections SET User
     TokenSealed = @P9, KeyPasswordSealed = @P10, InstanceUrl = @P11, OrgId = @P12, UpdatedAt = @P13, \
     LastTestAt = @P14, LastTestOk = @P15, LastTestMessage = @P16 WHERE Username = @P1;";
 
-pub(crate) const SET_ACTIVE: &str = "UPDATE dbo.SLAM_Settings SET Username = @P1, UpdatedAt = @P2 WHERE Id = 1;";
+/// Also puts back the one settings row if someone deleted it: otherwise activating
+/// would update nothing and report success with no connection active.
+pub(crate) const SET_ACTIVE: &str = "UPDATE dbo.SLAM_Settings SET Username = @P1, UpdatedAt = @P2 WHERE Id = 1; \
+    IF @@ROWCOUNT = 0 INSERT INTO dbo.SLAM_Settings (Id, Username, UpdatedAt) VALUES (1, @P1, @P2);";
 
 pub(crate) const SELECT_ACTIVE: &str = "SELECT Username FROM dbo.SLAM_Settings WHERE Id = 1;";
 
