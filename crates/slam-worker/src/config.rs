@@ -217,7 +217,9 @@ impl SqlServerSection {
         let password = if !self.password_file.is_empty() {
             let text = std::fs::read_to_string(&self.password_file)
                 .map_err(|e| sql_invalid("password_file", format!("{} cannot be read: {e}", self.password_file)))?;
-            text.lines().next().unwrap_or("").to_string()
+            // Windows PowerShell 5.1's `Set-Content -Encoding UTF8` writes a byte-order
+            // mark, which would otherwise become the password's first character.
+            text.trim_start_matches('\u{feff}').lines().next().unwrap_or("").to_string()
         } else {
             std::env::var(&self.password_env).map_err(|_| {
                 sql_invalid("password_env", format!("the environment variable {} is not set", self.password_env))
@@ -316,6 +318,11 @@ impl WorkerSettings {
     pub fn trusted_paths(&self) -> Vec<PathBuf> {
         let mut paths = slam_core::trust::data_dir_paths(&self.data_dir);
         paths.extend(self.source.clone());
+        // The SQL login's password file: whoever may replace it decides which login
+        // the worker uses.
+        if self.store == "sqlserver" && !self.sqlserver.password_file.is_empty() {
+            paths.push(PathBuf::from(&self.sqlserver.password_file));
+        }
         paths
     }
 
@@ -608,7 +615,7 @@ mod tests {
     fn the_sql_login_password_comes_from_its_file_and_builds_the_store() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pw.txt");
-        std::fs::write(&file, "Sql-Login-Pw-1\nignored\n").unwrap();
+        std::fs::write(&file, "\u{feff}Sql-Login-Pw-1\r\nignored\n").unwrap();
         let text = format!(
             "store = \"sqlserver\"\n[sqlserver]\nserver = 'sql01\\PROD'\nauthentication = \"sql\"\nuser = \"slam\"\n\
              password_file = '{}'\nencrypt = \"optional\"\ndefault_database = \"Sales\"\n",
@@ -627,6 +634,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(!settings.to_toml().contains("Sql-Login-Pw-1"));
+        assert!(settings.trusted_paths().contains(&file), "the password file's owner and rights are checked");
         settings.store_opener().unwrap();
     }
 

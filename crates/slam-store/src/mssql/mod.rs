@@ -289,9 +289,15 @@ impl From<managed::PoolError<JobError>> for JobError {
     fn from(error: managed::PoolError<JobError>) -> JobError {
         match error {
             managed::PoolError::Backend(e) => e,
-            managed::PoolError::Timeout(_) => {
+            managed::PoolError::Timeout(managed::TimeoutType::Wait) => {
                 JobError::Connect("every pooled connection stayed busy; try again when the other operations end".into())
             }
+            // The TCP connect has its own, more precise, timeout (`open_session`): this
+            // one means the server answered but the TLS handshake or the login did not
+            // finish in time.
+            managed::PoolError::Timeout(_) => JobError::Connect(
+                "the server answered, but the TLS handshake and login did not finish within connect_timeout".into(),
+            ),
             other => JobError::Connect(other.to_string().into()),
         }
     }
