@@ -92,6 +92,22 @@ fn every_session_sets_xact_abort_and_a_lock_timeout_first_and_connections_are_re
 }
 
 #[test]
+fn an_open_store_holds_no_connection_between_calls() {
+    // What adding or testing a connection does: read, wait on Salesforce, write. With a
+    // pool of one connection, other operations must still get it during the wait.
+    let (fake, _) = fake();
+    let mut settings = fake.settings.clone();
+    settings.max_connections = 1;
+    let opener = SqlServerOpener::new(settings).unwrap();
+    let mut waiting_on_salesforce = opener.open(Some("Sales")).unwrap();
+    waiting_on_salesforce.list().unwrap();
+    let mut other = opener.open(Some("Sales")).unwrap();
+    other.save_and_activate(&conformance::record("b@acme.com"), &conformance::log("add")).unwrap();
+    waiting_on_salesforce.save_and_activate(&conformance::record("a@acme.com"), &conformance::log("add")).unwrap();
+    assert_eq!(fake.server.logins().len(), 1, "one pooled connection served both");
+}
+
+#[test]
 fn a_transaction_holding_the_tables_makes_the_change_fail_as_locked_and_nothing_is_written() {
     let (fake, opener) = fake();
     let tables = &fake.tables;

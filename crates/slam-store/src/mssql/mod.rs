@@ -140,7 +140,6 @@ impl StoreOpener for SqlServerOpener {
             shared: self.shared.clone(),
             pool: self.pool(database)?,
             store: settings.store_name(database),
-            conn: None,
         }))
     }
 }
@@ -313,42 +312,35 @@ impl<T> At<T> for Result<T, tiberius::error::Error> {
     }
 }
 
-/// One operation's use of the SQL Server store: a pooled connection, taken at the
-/// first call and given back when the operation ends.
+/// One operation's use of the SQL Server store. Each call takes a pooled connection
+/// and gives it back when it returns (every call is its own transaction), so an
+/// operation that waits on Salesforce between two calls (adding or testing a
+/// connection: up to the Salesforce timeout) holds no connection meanwhile.
 pub struct SqlServerStore {
     shared: Arc<Shared>,
     pool: Pool<Manager>,
     store: String,
-    conn: Option<Object<Manager>>,
 }
 
 impl SqlServerStore {
-    /// Runs `job` on this store's connection; a failed job's connection is dropped
-    /// (the server rolls back what it held) unless the failure left it clean.
+    /// Runs `job` on a pooled connection and gives it back; a failed job's connection
+    /// is dropped instead (the server rolls back what it held) unless the failure left
+    /// it clean.
     fn call<T, F>(&mut self, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: for<'a> FnOnce(&'a mut Client) -> Job<'a, T> + Send + 'static,
     {
-        let held = self.conn.take();
         let pool = self.pool.clone();
         let (conn, result) = self.shared.block(&self.store, async move {
-            let mut conn = match held {
-                Some(conn) => conn,
-                None => pool.get().await?,
-            };
+            let mut conn = pool.get().await?;
             let result = job(&mut conn).await;
             Ok((conn, result))
         })?;
         match result {
-            Ok(value) => {
-                self.conn = Some(conn);
-                Ok(value)
-            }
+            Ok(value) => Ok(value),
             Err(error) => {
-                if error.connection_is_clean() {
-                    self.conn = Some(conn);
-                } else {
+                if !error.connection_is_clean() {
                     drop(Object::take(conn));
                 }
                 Err(error.into_store_error(&self.store))
