@@ -158,6 +158,8 @@ pub(crate) struct Session {
     pub(crate) database: String,
     pub(crate) setup: Vec<String>,
     pub(crate) statements: usize,
+    /// Ended by [`SlamTables::end_sessions`]: everything it sends fails.
+    pub(crate) ended: bool,
     pub(crate) in_transaction: bool,
 }
 
@@ -339,6 +341,16 @@ impl Handler for SlamTables {
     }
 
     fn batch(&self, session: u32, sql: &str) -> Vec<Reply> {
+        if self.state.lock().unwrap().sessions.get(&session).is_some_and(|s| s.ended) {
+            return Self::ended();
+        }
+        if sql == sql::PROBE {
+            let columns = vec![Column { name: "Alive".into(), kind: ColumnType::Int }];
+            return vec![
+                Reply::Rows(ResultSet { columns, rows: vec![vec![Value::Int(1)]] }),
+                Reply::Done { rows: Some(1) },
+            ];
+        }
         if sql.starts_with("SET ") {
             let mut state = self.state.lock().unwrap();
             let s = state.sessions.get_mut(&session).unwrap();
@@ -366,6 +378,9 @@ impl Handler for SlamTables {
     }
 
     fn execute(&self, session: u32, sql: &str, params: &[Param]) -> Vec<Reply> {
+        if self.state.lock().unwrap().sessions.get(&session).is_some_and(|s| s.ended) {
+            return Self::ended();
+        }
         self.statement(session, sql, params)
     }
 
@@ -400,6 +415,24 @@ impl SlamTables {
 }
 
 impl SlamTables {
+    /// What a server restart or failover does to the sessions open now: each fails
+    /// whatever it sends next (a real server closes the socket; the client sees an
+    /// error either way).
+    pub fn end_sessions(&self) {
+        for session in self.state.lock().unwrap().sessions.values_mut() {
+            session.ended = true;
+        }
+    }
+
+    fn ended() -> Vec<Reply> {
+        vec![Reply::Error(SqlError {
+            number: 596,
+            class: 21,
+            state: 1,
+            message: "Cannot continue the execution because the session is in the kill state.".into(),
+        })]
+    }
+
     /// A DBA's `DELETE FROM dbo.SLAM_Settings` in `database`.
     pub fn delete_settings_row(&self, database: &str) {
         let state = self.state.lock().unwrap();

@@ -108,6 +108,18 @@ fn an_open_store_holds_no_connection_between_calls() {
 }
 
 #[test]
+fn after_a_server_restart_the_next_operation_gets_a_new_connection_instead_of_failing() {
+    let (fake, opener) = fake();
+    let mut store = opener.open(Some("Sales")).unwrap();
+    store.save_and_activate(&conformance::record("a@acme.com"), &conformance::log("add")).unwrap();
+    fake.tables.end_sessions();
+    let mut store = opener.open(Some("Sales")).unwrap();
+    store.activate("a@acme.com", &conformance::log("use")).unwrap();
+    assert_eq!(store.active_username().unwrap().as_deref(), Some("a@acme.com"));
+    assert_eq!(fake.server.logins().len(), 2, "the dead connection was replaced once");
+}
+
+#[test]
 fn a_transaction_holding_the_tables_makes_the_change_fail_as_locked_and_nothing_is_written() {
     let (fake, opener) = fake();
     let tables = &fake.tables;

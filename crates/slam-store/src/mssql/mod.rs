@@ -235,11 +235,20 @@ impl managed::Manager for Manager {
         self.connect().await
     }
 
-    async fn recycle(&self, _: &mut Client, metrics: &Metrics) -> RecycleResult<JobError> {
+    async fn recycle(&self, client: &mut Client, metrics: &Metrics) -> RecycleResult<JobError> {
         if metrics.last_used() > IDLE_LIMIT {
             return Err(RecycleError::message("idle too long"));
         }
-        Ok(())
+        // One round trip per reuse, so that a server restart or failover costs a new
+        // connection rather than a failed operation.
+        match client.simple_query(sql::PROBE).await {
+            Ok(stream) => match stream.into_row().await {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => Err(RecycleError::message("the probe returned no row")),
+                Err(e) => Err(RecycleError::message(format!("no longer answers: {e}"))),
+            },
+            Err(e) => Err(RecycleError::message(format!("no longer answers: {e}"))),
+        }
     }
 }
 

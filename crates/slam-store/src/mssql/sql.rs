@@ -25,6 +25,11 @@ pub(crate) fn session_setup(lock_timeout_ms: u64) -> String {
     format!("SET XACT_ABORT ON; SET LOCK_TIMEOUT {lock_timeout_ms};")
 }
 
+/// Sent before a pooled connection is reused: a connection the server dropped (a
+/// restart, a failover, a killed session) fails here and is replaced, instead of
+/// failing the operation that would have used it.
+pub(crate) const PROBE: &str = "SELECT 1 AS Alive;";
+
 /// 1 when the three SLAM tables exist (and this login may see them).
 pub(crate) const INSTALLED: &str = "SELECT CAST(CASE WHEN OBJECT_ID(N'dbo.SLAM_Settings', N'U') IS NOT NULL \
     AND OBJECT_ID(N'dbo.SLAM_Connections', N'U') IS NOT NULL AND OBJECT_ID(N'dbo.SLAM_Log', N'U') IS NOT NULL \
@@ -87,6 +92,7 @@ pub(crate) const SELECT_RECENT_LOG: &str = "SELECT TOP (@P1) At, Operation, User
 /// Every statement above, by name, for the T-SQL gate and the fake server's map.
 #[cfg(any(test, feature = "test-util"))]
 pub(crate) const ALL: &[(&str, &str)] = &[
+    ("PROBE", PROBE),
     ("INSTALLED", INSTALLED),
     ("BEGIN", BEGIN),
     ("COMMIT", COMMIT),
