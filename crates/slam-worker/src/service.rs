@@ -94,7 +94,18 @@ pub fn install(config: Option<&Path>, account: Option<&str>) -> Result<String, S
     let _ = service.set_description(
         "Serves Speediful SLAM operations (Salesforce connections) to SQL Server over a local named pipe.",
     );
-    // Restart after a crash: 10 s, then 60 s, then give up until the counter resets.
+    let events = set_recovery_and_events(&service, &exe);
+    Ok(format!(
+        "Installed the service {SERVICE_NAME} ({DISPLAY_NAME}), automatic start, running as {account}{events}. \
+         Start it with `slam-worker service start`."
+    ))
+}
+
+/// What both ways of installing the service (`service install`, and the MSI through
+/// `service prepare`) set after creating it: restart after a crash (10 s, then 60 s,
+/// then not until the counter resets a day later) and the Application event log
+/// source. Neither is worth failing an install for: a problem is reported and logged.
+fn set_recovery_and_events(service: &windows_service::service::Service, exe: &Path) -> String {
     let actions = ServiceFailureActions {
         reset_period: ServiceFailureResetPeriod::After(Duration::from_secs(86_400)),
         reboot_msg: None,
@@ -105,17 +116,17 @@ pub fn install(config: Option<&Path>, account: Option<&str>) -> Result<String, S
             ServiceAction { action_type: ServiceActionType::None, delay: Duration::ZERO },
         ]),
     };
-    if let Err(e) = service.update_failure_actions(actions) {
-        tracing::warn!(error = %e, "the restart-on-failure actions could not be set");
-    }
-    let events = match eventlog::register_source(EVENT_SOURCE, &exe) {
-        Ok(()) => format!("; events go to the Application log as \"{EVENT_SOURCE}\""),
-        Err(e) => format!("; the event log source could not be registered ({e})"),
+    let recovery = match service.update_failure_actions(actions) {
+        Ok(()) => "restarts after a crash".to_string(),
+        Err(e) => {
+            tracing::warn!(error = %e, "the restart-on-failure actions could not be set");
+            format!("the restart-after-a-crash actions could not be set ({e})")
+        }
     };
-    Ok(format!(
-        "Installed the service {SERVICE_NAME} ({DISPLAY_NAME}), automatic start, running as {account}{events}. \
-         Start it with `slam-worker service start`."
-    ))
+    match eventlog::register_source(EVENT_SOURCE, exe) {
+        Ok(()) => format!("; {recovery}; events go to the Application log as \"{EVENT_SOURCE}\""),
+        Err(e) => format!("; {recovery}; the event log source could not be registered ({e})"),
+    }
 }
 
 /// What the installer runs, as LocalSystem, before the service first starts: the
@@ -145,6 +156,16 @@ pub fn prepare(
         let verb = if existed { "kept" } else { "created" };
         report.push(format!("{verb} {} (SYSTEM, Administrators and {account} only)", dir.display()));
     }
+    // The MSI registered the service just before (InstallServices); its own tables
+    // cannot express the recovery actions or the event source.
+    let exe = std::env::current_exe()
+        .map_err(|e| SlamError::new(ErrorCode::Internal, format!("this executable's path is unknown: {e}")))?;
+    match manager(ServiceManagerAccess::CONNECT)
+        .and_then(|scm| scm.open_service(SERVICE_NAME, ServiceAccess::CHANGE_CONFIG).map_err(not_installed))
+    {
+        Ok(service) => report.push(format!("the service {SERVICE_NAME}{}", set_recovery_and_events(&service, &exe))),
+        Err(e) => report.push(format!("the service's recovery and event source were not set: {}", e.message)),
+    }
     if config.exists() {
         report.push(format!("kept the configuration {}", config.display()));
     } else {
@@ -162,6 +183,7 @@ pub fn prepare(
                 trust_server_certificate: true,
                 ..crate::config::SqlServerSection::default()
             },
+            data_dir: settings.data_dir.clone(),
             ..WorkerSettings::default()
         };
         let text = format!(
