@@ -92,7 +92,11 @@ grep -qi "slam-worker.exe.*--config.*slam-worker.toml.*service run" <<<"$service
 registry=$("$wine" reg query 'HKLM\SOFTWARE\Speediful\SLAM' 2>/dev/null | tr -d '\r')
 grep -q 'PipeName.*speediful-slam' <<<"$registry" || fail "PipeName for xp_slam.dll: $registry"
 grep -q 'WorkerAccount.*LocalSystem' <<<"$registry" || fail "WorkerAccount for xp_slam.dll: $registry"
-say "service registered (automatic start, 'service run'); PipeName and WorkerAccount written for the XP"
+# service prepare registers the event source (and sets the restart-after-a-crash actions,
+# which Wine's service manager accepts but keeps where reg cannot show them).
+"$wine" reg query 'HKLM\System\CurrentControlSet\Services\EventLog\Application\Speediful SLAM' 2>/dev/null \
+  | tr -d '\r' | grep -qi 'EventMessageFile.*slam-worker.exe' || fail "the Application event log source is not registered"
+say "service registered (automatic start, 'service run'), its event source too; PipeName and WorkerAccount written for the XP"
 
 # The installed CLI checks who serves the pipe: under Wine the worker's pipe is owned
 # by Wine's own account, which is not the service account the CLI expects, so the
