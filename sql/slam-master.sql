@@ -11,13 +11,16 @@ of SLAM's worker, once per instance.
 The worker's login. The worker (the Windows service SpeedifulSLAM) connects to SQL Server
 with Windows authentication, as its service account, to read and write the SLAM tables.
 The sqlcmd variable SLAM_WORKER_ACCOUNT names that account:
-  - sqlcmd: sqlcmd -b -S . -i slam-master.sql -v SLAM_WORKER_ACCOUNT="NT SERVICE\SpeedifulSLAM"
+  - sqlcmd: sqlcmd -b -S . -i slam-master.sql -v SLAM_WORKER_ACCOUNT="NT SERVICE\SpeedifulSLAM" SLAM_DLL_FOLDER=""
   - slam install-sql passes it for you (its --worker-account, by default the account below).
   - SSMS in SQLCMD mode: add the line  :setvar SLAM_WORKER_ACCOUNT "DOMAIN\account"  at the top.
   - SSMS as usual (no SQLCMD mode): the variable stays as written, and the script uses the
     service's default virtual account, NT SERVICE\SpeedifulSLAM.
   - An empty value (-v SLAM_WORKER_ACCOUNT="") creates no login: the worker then uses SQL
     Server authentication, and its login is yours to create.
+SLAM_DLL_FOLDER names the folder of xp_slam.dll when the MSI was installed elsewhere than
+C:\Program Files\Speediful\SLAM (empty: that default); slam install-sql passes its own folder.
+
 The login is created only if missing (CREATE LOGIN ... FROM WINDOWS, default database
 master), with no server role and no server permission but the CONNECT SQL every new login
 has. What it may do in a database, sql/slam-install.sql gives its user there.
@@ -35,7 +38,12 @@ SET XACT_ABORT ON;
 -------------------------------------------------------------------------------------------
 -- Settings
 -------------------------------------------------------------------------------------------
-DECLARE @dll_folder NVARCHAR(260) = N'C:\Program Files\Speediful\SLAM\'; -- where the installer put xp_slam.dll
+-- The folder holding xp_slam.dll, where the MSI installed it (its INSTALLDIR). sqlcmd and
+-- slam install-sql replace the variable (install-sql with its own folder); SSMS without
+-- SQLCMD mode sends it as written, and an empty value or that falls back on the default.
+DECLARE @dll_folder NVARCHAR(260) = LTRIM(RTRIM(N'$(SLAM_DLL_FOLDER)'));
+IF LEFT(@dll_folder, 2) = N'$' + N'(' OR @dll_folder = N''
+    SET @dll_folder = N'C:\Program Files\Speediful\SLAM\';
 
 -------------------------------------------------------------------------------------------
 -- Can this instance run SLAM at all?

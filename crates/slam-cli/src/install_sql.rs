@@ -90,6 +90,12 @@ pub(crate) fn run(
         variables.insert(name.trim().to_string(), value.to_string());
     }
     variables.insert("SLAM_WORKER_ACCOUNT".to_string(), worker.to_string());
+    if !variables.contains_key(DLL_FOLDER) {
+        variables.insert(DLL_FOLDER.to_string(), installed_dll_folder());
+    }
+    if variables[DLL_FOLDER].contains('\'') || variables[DLL_FOLDER].contains(['\r', '\n']) {
+        return Err(invalid(format!("{DLL_FOLDER} `{}` contains a quote or a line break", variables[DLL_FOLDER])));
+    }
 
     run_one(&settings, &scripts.join("slam-master.sql"), "master", &variables, MASTER_REPORT, worker)?;
     match database {
@@ -164,6 +170,20 @@ fn settings(
     settings.ca_file = args.server_ca_file.clone();
     settings.command_timeout = BATCH_TIMEOUT;
     Ok(settings)
+}
+
+/// The sqlcmd variable naming the folder `slam-master.sql` registers `xp_slam.dll` from.
+const DLL_FOLDER: &str = "SLAM_DLL_FOLDER";
+
+/// This program's folder when `xp_slam.dll` is beside it (the installed layout, wherever
+/// the MSI's INSTALLDIR put it); otherwise empty, which the script reads as its default.
+fn installed_dll_folder() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .filter(|dir| dir.join("xp_slam.dll").is_file())
+        .map(|dir| dir.display().to_string())
+        .unwrap_or_default()
 }
 
 /// `--scripts`, or `sql` beside the executable (the installed layout), or the

@@ -63,9 +63,23 @@ fn sql_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sql")
 }
 
+/// What install-sql passes as SLAM_DLL_FOLDER: its own folder when xp_slam.dll is there
+/// (the Windows lane builds it beside slam.exe), else empty for the script's default.
+fn dll_folder() -> String {
+    let dir = Path::new(env!("CARGO_BIN_EXE_slam")).parent().unwrap();
+    if dir.join("xp_slam.dll").is_file() { dir.display().to_string() } else { String::new() }
+}
+
+fn variables(account: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("SLAM_WORKER_ACCOUNT".to_string(), account.to_string()),
+        ("SLAM_DLL_FOLDER".to_string(), dll_folder()),
+    ])
+}
+
 fn batches_of(script: &str, account: &str) -> Vec<String> {
     let text = std::fs::read_to_string(sql_dir().join(script)).unwrap();
-    let variables = BTreeMap::from([("SLAM_WORKER_ACCOUNT".to_string(), account.to_string())]);
+    let variables = variables(account);
     slam_tsql::script::prepare(&text, &variables).unwrap().into_iter().map(|b| b.text).collect()
 }
 
@@ -129,7 +143,11 @@ fn install_sql_runs_the_master_script_in_master_then_the_install_script_in_the_d
         sent.iter().any(|(_, b)| b.contains(r"N'NT SERVICE\SpeedifulSLAM'")),
         "the worker's account is substituted"
     );
-    assert!(!sent.iter().any(|(_, b)| b.contains("$(SLAM_WORKER_ACCOUNT)")));
+    assert!(!sent.iter().any(|(_, b)| b.contains("$(SLAM_WORKER_ACCOUNT)") || b.contains("$(SLAM_DLL_FOLDER)")));
+    assert!(
+        sent.iter().any(|(_, b)| b.contains(&format!("LTRIM(RTRIM(N'{}'))", dll_folder()))),
+        "the DLL's folder is substituted"
+    );
     assert!(server.logins().iter().all(|l| l.encrypted && l.app_name == "Speediful SLAM"));
 
     for words in [
@@ -154,7 +172,7 @@ fn a_refused_batch_stops_the_install_at_its_script_line_and_nothing_after_it_run
     assert_eq!(run.code, 1, "{}", run.stderr);
 
     let text = std::fs::read_to_string(sql_dir().join("slam-install.sql")).unwrap();
-    let variables = BTreeMap::from([("SLAM_WORKER_ACCOUNT".to_string(), r"CORP\svc-slam$".to_string())]);
+    let variables = variables(r"CORP\svc-slam$");
     let batches = slam_tsql::script::prepare(&text, &variables).unwrap();
     let refused = batches.iter().position(|b| b.text.contains("CREATE TABLE dbo.SLAM_Log")).unwrap();
     // The fake reports every error at line 1 of its batch: the script line is the

@@ -251,7 +251,10 @@ fn only_the_procedures_slam_wrote_are_signed_granted_or_dropped() {
 
 /// The variables `slam install-sql` passes, as `sqlcmd -v` would.
 fn worker_variables(account: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([("SLAM_WORKER_ACCOUNT".to_string(), account.to_string())])
+    BTreeMap::from([
+        ("SLAM_WORKER_ACCOUNT".to_string(), account.to_string()),
+        ("SLAM_DLL_FOLDER".to_string(), r"D:\Apps\Speediful SLAM".to_string()),
+    ])
 }
 
 /// Every batch, as `slam install-sql` sends it after `prepare`, passes the gate too
@@ -291,7 +294,8 @@ fn the_scripts_need_the_worker_account_and_use_it() {
         let text = read(name);
         let first_use = text.lines().position(|l| l.contains("$(SLAM_WORKER_ACCOUNT)")).unwrap() + 1;
         // `slam install-sql` must always pass it: without it the script does not run.
-        let err = script::prepare(&text, &BTreeMap::new()).unwrap_err();
+        let only_the_folder = BTreeMap::from([("SLAM_DLL_FOLDER".to_string(), String::new())]);
+        let err = script::prepare(&text, &only_the_folder).unwrap_err();
         assert_eq!(err, ScriptError::UndefinedVariable { name: "SLAM_WORKER_ACCOUNT".to_string(), line: first_use });
         assert!(err.to_string().contains("SLAM_WORKER_ACCOUNT"), "{err}");
 
@@ -304,12 +308,33 @@ fn the_scripts_need_the_worker_account_and_use_it() {
 
         // Run unchanged in SSMS (no SQLCMD mode), the reference stays and the script falls
         // back on the virtual account; the test for it holds no `$(` of its own.
-        assert_eq!(text.matches("$(").count(), text.matches("N'$(SLAM_WORKER_ACCOUNT)'").count(), "{name}");
+        assert_eq!(
+            text.matches("$(").count(),
+            text.matches("N'$(SLAM_WORKER_ACCOUNT)'").count() + text.matches("N'$(SLAM_DLL_FOLDER)'").count(),
+            "{name}"
+        );
         assert!(text.contains("IF LEFT(@worker, 2) = N'$' + N'('"), "{name}");
         assert!(text.contains(r"SET @worker = N'NT SERVICE\SpeedifulSLAM';"), "{name}");
     }
     // The uninstall script needs no variable.
     assert!(script::prepare(&read("slam-uninstall.sql"), &BTreeMap::new()).is_ok());
+}
+
+/// xp_slam.dll is registered from the folder named by SLAM_DLL_FOLDER (the MSI's
+/// INSTALLDIR, which install-sql passes), or the default folder when it is empty or,
+/// in SSMS without SQLCMD mode, left as written.
+#[test]
+fn the_dll_is_registered_from_the_folder_given_or_the_default() {
+    let text = read("slam-master.sql");
+    let batches = script::prepare(&text, &worker_variables("x")).unwrap();
+    let all: String = batches.iter().map(|b| b.text.as_str()).collect();
+    assert!(all.contains(r"DECLARE @dll_folder NVARCHAR(260) = LTRIM(RTRIM(N'D:\Apps\Speediful SLAM'));"));
+    assert!(text.contains("IF LEFT(@dll_folder, 2) = N'$' + N'(' OR @dll_folder = N''"));
+    assert!(text.contains(r"SET @dll_folder = N'C:\Program Files\Speediful\SLAM\';"));
+    assert!(text.contains("EXEC sys.sp_addextendedproc N'xp_slam', @path;"));
+    let with_worker = BTreeMap::from([("SLAM_WORKER_ACCOUNT".to_string(), String::new())]);
+    let err = script::prepare(&text, &with_worker).unwrap_err();
+    assert!(matches!(err, ScriptError::UndefinedVariable { ref name, .. } if name == "SLAM_DLL_FOLDER"), "{err}");
 }
 
 #[test]
