@@ -57,6 +57,12 @@ pub(crate) struct InstallSqlArgs {
     #[arg(long)]
     pub(crate) no_worker_login: bool,
 
+    /// Run only slam-install.sql in --database, not slam-master.sql: for a further
+    /// database on an instance already set up. slam-master.sql unloads xp_slam.dll
+    /// (DBCC FREE), which is for an upgrade, at a moment no SLAM call runs.
+    #[arg(long)]
+    pub(crate) skip_master: bool,
+
     /// A sqlcmd variable for the scripts, NAME=VALUE (repeatable).
     #[arg(long = "var", short = 'v', value_name = "NAME=VALUE")]
     pub(crate) vars: Vec<String>,
@@ -97,7 +103,14 @@ pub(crate) fn run(
         return Err(invalid(format!("{DLL_FOLDER} `{}` contains a quote or a line break", variables[DLL_FOLDER])));
     }
 
-    run_one(&settings, &scripts.join("slam-master.sql"), "master", &variables, MASTER_REPORT, worker)?;
+    if args.skip_master {
+        if database.is_none() {
+            return Err(invalid("--skip-master needs --database: there is nothing else to run"));
+        }
+        eprintln!("Skipping slam-master.sql (--skip-master): xp_slam and the worker's login are left as they are.");
+    } else {
+        run_one(&settings, &scripts.join("slam-master.sql"), "master", &variables, MASTER_REPORT, worker)?;
+    }
     match database {
         Some(database) => {
             run_one(&settings, &scripts.join("slam-install.sql"), database, &variables, DATABASE_REPORT, worker)?;

@@ -165,6 +165,22 @@ fn install_sql_runs_the_master_script_in_master_then_the_install_script_in_the_d
 }
 
 #[test]
+fn skip_master_runs_only_the_database_script_and_needs_a_database() {
+    let (recorder, server, _dir, ca) = start(Recorder::default());
+    let run = install(&server, &ca, &["--database", "Sales", "--skip-master"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let sent = recorder.batches.lock().unwrap().clone();
+    let expected: Vec<(String, String)> =
+        batches_of("slam-install.sql", r"NT SERVICE\SpeedifulSLAM").into_iter().map(|b| ("Sales".into(), b)).collect();
+    assert!(sent == expected, "only slam-install.sql, in Sales: no DBCC xp_slam(FREE) on a live instance");
+    assert!(run.stderr.contains("Skipping slam-master.sql"), "{}", run.stderr);
+
+    let run = install(&server, &ca, &["--skip-master"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("--skip-master needs --database"), "{}", run.stderr);
+}
+
+#[test]
 fn a_refused_batch_stops_the_install_at_its_script_line_and_nothing_after_it_runs() {
     let (recorder, server, _dir, ca) =
         start(Recorder { refuse: Some("CREATE TABLE dbo.SLAM_Log"), ..Default::default() });
