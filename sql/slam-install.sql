@@ -50,6 +50,10 @@ IF LEFT(@worker, 2) = N'$' + N'('
     SET @worker = N'NT SERVICE\SpeedifulSLAM';
 DECLARE @worker_login_sid VARBINARY(85) = (SELECT sid FROM sys.server_principals WHERE name = @worker);
 DECLARE @worker_user_sid VARBINARY(85) = (SELECT sid FROM sys.database_principals WHERE name = N'SLAM_worker');
+-- A login is at most one user per database: already another user here (or the owner, dbo),
+-- it cannot become SLAM_worker.
+DECLARE @worker_other_user SYSNAME = (SELECT TOP (1) name FROM sys.database_principals
+    WHERE sid = @worker_login_sid AND name <> N'SLAM_worker');
 
 DECLARE @refusal NVARCHAR(2048) = NULL;
 IF DB_NAME() IN (N'master', N'model', N'msdb', N'tempdb')
@@ -62,6 +66,11 @@ ELSE IF @worker <> N'' AND @worker_login_sid IS NULL
     SET @refusal = N'The login ' + @worker + N' for SLAM''s worker does not exist: run sql/slam-master.sql first, with the same SLAM_WORKER_ACCOUNT.';
 ELSE IF @worker <> N'' AND DATABASE_PRINCIPAL_ID(N'SLAM_worker') IS NOT NULL AND (@worker_user_sid IS NULL OR @worker_user_sid <> @worker_login_sid)
     SET @refusal = N'The database user SLAM_worker exists already, for another login than ' + @worker + N' (' + ISNULL(SUSER_SNAME(@worker_user_sid), N'none') + N'): pass that login as SLAM_WORKER_ACCOUNT, or drop the user (DROP USER SLAM_worker;) and run this script again.';
+ELSE IF @worker <> N'' AND @worker_other_user IS NOT NULL
+    SET @refusal = N'The login ' + @worker + N' is already the database user ' + @worker_other_user
+        + CASE WHEN @worker_other_user = N'dbo' THEN N' (it owns ' + DB_NAME() + N')' ELSE N'' END
+        + N' here, and a login can be only one user per database: rename that user to SLAM_worker,'
+        + N' or give the database another owner, then run this script again.';
 IF @refusal IS NOT NULL
 BEGIN
     RAISERROR(N'%s Nothing was installed.', 16, 1, @refusal) WITH NOWAIT;

@@ -404,6 +404,10 @@ fn the_worker_user_may_read_and_write_the_three_tables_and_nothing_else() {
     assert_eq!(users, ["CREATE USER SLAM_worker FOR LOGIN ' + QUOTENAME(@worker) + N' WITH DEFAULT_SCHEMA = dbo"]);
     // The user exists only for the login the checks found, or the script stops.
     assert!(install.contains("The database user SLAM_worker exists already, for another login"));
+    // A login already mapped to another user here (or owning the database) is named, with
+    // the fix, before anything is installed: CREATE USER would fail half-way (15063).
+    assert!(install.contains("WHERE sid = @worker_login_sid AND name <> N'SLAM_worker'"));
+    assert!(install.contains("and a login can be only one user per database"));
     assert!(install.contains("for SLAM''s worker does not exist: run sql/slam-master.sql first"));
 
     let uninstall = read("slam-uninstall.sql");
