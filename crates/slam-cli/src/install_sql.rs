@@ -179,6 +179,11 @@ fn settings(
         other => return Err(invalid(format!("--authentication `{other}` is not `windows` or `sql`"))),
     };
     let mut settings = SqlServerSettings::new(server, auth, encrypt);
+    if args.trust_server_certificate && args.server_ca_file.is_some() {
+        return Err(invalid(
+            "give --server-ca-file or --trust-server-certificate, not both: trusting any certificate would ignore the CA file",
+        ));
+    }
     settings.trust_server_certificate = args.trust_server_certificate;
     settings.ca_file = args.server_ca_file.clone();
     settings.command_timeout = BATCH_TIMEOUT;

@@ -138,6 +138,11 @@ pub enum StoreError {
     NotInstalled {
         /// Where the tables were looked for.
         store: String,
+        /// What the server said, when it said more than "no such table" (SQL Server's
+        /// 4060: the login cannot open the database, which also means offline,
+        /// restoring or single-user).
+        #[source]
+        source: Option<BackendError>,
     },
     /// Another transaction held the SLAM tables longer than the store waits for
     /// them (SQLite's busy timeout, SQL Server's `LOCK_TIMEOUT`).

@@ -178,6 +178,12 @@ impl SqlServerSection {
             }
             other => return Err(sql_invalid("authentication", format!("`{other}` is not `windows` or `sql`"))),
         };
+        if self.trust_server_certificate && !self.ca_file.trim().is_empty() {
+            return Err(sql_invalid(
+                "ca_file",
+                "give `ca_file` or `trust_server_certificate`, not both: trusting any certificate would ignore the CA file",
+            ));
+        }
         let lock_timeout = Duration::from_secs(self.lock_timeout_seconds);
         if self.lock_timeout_seconds == 0 || lock_timeout >= request_timeout {
             return Err(sql_invalid(
@@ -593,6 +599,11 @@ mod tests {
             ("encrypt = \"maybe\"\n", "sqlserver.encrypt", "`maybe`"),
             ("encrypt = \"mandatory\"\nlock_timeout_seconds = 120\n", "sqlserver.lock_timeout_seconds", "less than"),
             ("encrypt = \"mandatory\"\npassword_file = \"pw.txt\"\n", "sqlserver.password_env", "not both"),
+            (
+                "encrypt = \"mandatory\"\ntrust_server_certificate = true\nca_file = \"ca.pem\"\n",
+                "sqlserver.ca_file",
+                "not both",
+            ),
         ] {
             let error = parse(&format!("{base}{extra}")).unwrap().validate().unwrap_err();
             assert!(

@@ -63,11 +63,10 @@ fn sql_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sql")
 }
 
-/// What install-sql passes as SLAM_DLL_FOLDER: its own folder when xp_slam.dll is there
-/// (the Windows lane builds it beside slam.exe), else empty for the script's default.
+/// The folder the tests pass as SLAM_DLL_FOLDER (`--var`), as for an MSI installed with
+/// another INSTALLDIR.
 fn dll_folder() -> String {
-    let dir = Path::new(env!("CARGO_BIN_EXE_slam")).parent().unwrap();
-    if dir.join("xp_slam.dll").is_file() { dir.display().to_string() } else { String::new() }
+    r"D:\Apps\Speediful SLAM".to_string()
 }
 
 fn variables(account: &str) -> BTreeMap<String, String> {
@@ -125,7 +124,8 @@ fn start(recorder: Recorder) -> (Arc<Recorder>, FakeSqlServer, tempfile::TempDir
 #[test]
 fn install_sql_runs_the_master_script_in_master_then_the_install_script_in_the_database() {
     let (recorder, server, _dir, ca) = start(Recorder::default());
-    let run = install(&server, &ca, &["--database", "Sales"]);
+    let folder = format!("SLAM_DLL_FOLDER={}", dll_folder());
+    let run = install(&server, &ca, &["--database", "Sales", "--var", &folder]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 
     let account = r"NT SERVICE\SpeedifulSLAM";
@@ -211,10 +211,27 @@ fn without_a_database_only_the_instance_part_runs_and_bad_input_is_refused_befor
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("Run again with --database"), "{}", run.stderr);
     assert!(recorder.batches.lock().unwrap().iter().all(|(db, _)| db == "master"));
+    // Without --var, install-sql names its own folder when xp_slam.dll is beside it (the
+    // installed layout; the Windows lane builds one there), else leaves the default.
+    let sent = recorder.batches.lock().unwrap().clone();
+    let declared = sent.iter().find_map(|(_, b)| b.split("DECLARE @dll_folder NVARCHAR(260) = LTRIM(RTRIM(N'").nth(1));
+    let folder = declared.and_then(|rest| rest.split("'))").next()).expect("the DLL folder is declared");
+    assert!(folder.is_empty() || Path::new(folder).join("xp_slam.dll").is_file(), "{folder}");
+    assert_eq!(folder.is_empty(), !Path::new(env!("CARGO_BIN_EXE_slam")).with_file_name("xp_slam.dll").is_file());
 
     let logins_before = server.logins().len();
     let run = install_encrypted(&server, &ca, "sometimes", &[]);
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("sometimes"), "{}", run.stderr);
+    // A CA file that trusting any certificate would silently ignore.
+    let both = if cfg!(windows) {
+        vec!["--server-ca-file".to_string(), ca.display().to_string()]
+    } else {
+        vec!["--trust-server-certificate".to_string()]
+    };
+    let both: Vec<&str> = both.iter().map(String::as_str).collect();
+    let run = install(&server, &ca, &both);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("not both"), "{}", run.stderr);
     assert_eq!(server.logins().len(), logins_before, "nothing connected");
 }

@@ -99,8 +99,11 @@ pub(crate) fn store_error(error: StoreError) -> SlamError {
             "nothing was changed; a transaction (an open SSMS window, a job) is holding the SLAM tables: commit or \
              roll it back, then run this again",
         ),
-        StoreError::NotInstalled { .. } => SlamError::new(ErrorCode::NotInstalled, message)
-            .with_hint("run sql/slam-install.sql in that database (or `slam install-sql`), then run this again"),
+        StoreError::NotInstalled { .. } => SlamError::new(ErrorCode::NotInstalled, message).with_hint(
+            "run sql/slam-install.sql in that database (or `slam install-sql`; it also creates the worker's user \
+                 there), then run this again; if SLAM is installed, check that the database is online and not \
+                 single-user",
+        ),
         StoreError::Unreachable { .. } => SlamError::new(ErrorCode::StoreFailed, message).with_hint(
             "nothing was changed; the worker could not use SQL Server: `slam-worker --check-config` tests its \
              [sqlserver] settings and login",

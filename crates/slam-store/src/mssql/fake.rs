@@ -439,6 +439,14 @@ impl SlamTables {
         state.databases[database].execute("DELETE FROM SLAM_Settings", []).unwrap();
     }
 
+    /// `LastTestMessage` of `username` in `database`.
+    pub fn last_test_message(&self, database: &str, username: &str) -> Option<String> {
+        let state = self.state.lock().unwrap();
+        state.databases[database]
+            .query_row("SELECT LastTestMessage FROM SLAM_Connections WHERE Username = ?1", [username], |r| r.get(0))
+            .unwrap()
+    }
+
     /// `Caller` and `Message` of the newest `SLAM_Log` row in `database`.
     pub fn newest_log_texts(&self, database: &str) -> (String, String) {
         let state = self.state.lock().unwrap();

@@ -272,15 +272,15 @@ impl JobError {
         let store = store.to_string();
         match self {
             JobError::Connect(source) => StoreError::Unreachable { store, source },
-            JobError::NotInstalled => StoreError::NotInstalled { store },
+            JobError::NotInstalled => StoreError::NotInstalled { store, source: None },
             JobError::Login(error) => match error.code() {
-                Some(4060) => StoreError::NotInstalled { store },
+                Some(4060) => StoreError::NotInstalled { store, source: Some(Box::new(error)) },
                 Some(1222) => StoreError::Locked { action: "setting up the session" },
                 _ => StoreError::Unreachable { store, source: Box::new(error) },
             },
             JobError::Db { action, error } => match error.code() {
                 Some(1222) => StoreError::Locked { action },
-                Some(208) => StoreError::NotInstalled { store },
+                Some(208) => StoreError::NotInstalled { store, source: None },
                 _ => StoreError::Sql { action, source: Box::new(error) },
             },
             JobError::Store(error) => error,
