@@ -247,6 +247,13 @@ fn only_the_procedures_slam_wrote_are_signed_granted_or_dropped() {
         }
         assert!(text.contains("not part of this SLAM version") || text.contains("did not write them"), "{name}");
     }
+    // The uninstall finds the master user the install made: both name it the same way
+    // (the scripts run standalone, so the expression is written in each).
+    let naming = |text: &str| {
+        let start = text.find("DECLARE @master_principal SYSNAME = ").unwrap();
+        text[start..start + text[start..].find(" END;").unwrap()].to_string()
+    };
+    assert_eq!(naming(&read("slam-install.sql")), naming(&read("slam-uninstall.sql")));
 }
 
 /// The variables `slam install-sql` passes, as `sqlcmd -v` would.
