@@ -80,10 +80,7 @@ pub(crate) fn run(
     let settings = settings(args, password)?;
     let worker =
         if args.no_worker_login { "" } else { worker_account.unwrap_or(slam_protocol::DEFAULT_WORKER_ACCOUNT) };
-    // The scripts paste the account into an N'...' literal, as sqlcmd would.
-    if worker.contains('\'') || worker.contains(['\r', '\n']) {
-        return Err(invalid(format!("--worker-account `{worker}` contains a quote or a line break")));
-    }
+    fits_in_a_literal("--worker-account", worker)?;
     if worker.starts_with("S-1-") {
         return Err(invalid(format!(
             "--worker-account `{worker}` is a SID; the worker's login is made from an account name, e.g. \
@@ -99,9 +96,7 @@ pub(crate) fn run(
     if !variables.contains_key(DLL_FOLDER) {
         variables.insert(DLL_FOLDER.to_string(), installed_dll_folder());
     }
-    if variables[DLL_FOLDER].contains('\'') || variables[DLL_FOLDER].contains(['\r', '\n']) {
-        return Err(invalid(format!("{DLL_FOLDER} `{}` contains a quote or a line break", variables[DLL_FOLDER])));
-    }
+    fits_in_a_literal(DLL_FOLDER, &variables[DLL_FOLDER])?;
 
     if args.skip_master {
         if database.is_none() {
@@ -188,6 +183,15 @@ fn settings(
     settings.ca_file = args.server_ca_file.clone();
     settings.command_timeout = BATCH_TIMEOUT;
     Ok(settings)
+}
+
+/// The scripts paste these values into an `N'...'` literal, as sqlcmd would: a quote
+/// or a line break would change the T-SQL around it.
+fn fits_in_a_literal(what: &str, value: &str) -> Result<(), SlamError> {
+    if value.contains(['\'', '\r', '\n']) {
+        return Err(invalid(format!("{what} `{value}` contains a quote or a line break")));
+    }
+    Ok(())
 }
 
 /// The sqlcmd variable naming the folder `slam-master.sql` registers `xp_slam.dll` from.

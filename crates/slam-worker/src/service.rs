@@ -14,7 +14,7 @@ use crate::config::WorkerSettings;
 use slam_protocol::{ErrorCode, SlamError};
 use slam_windows::eventlog::{self, EventKind};
 use std::ffi::{OsStr, OsString};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use windows_service::service::{
@@ -60,8 +60,7 @@ fn manager(access: ServiceManagerAccess) -> Result<ServiceManager, SlamError> {
 /// `service run` (and `--config FILE` when one was given), as `account` (or its
 /// own virtual account); registers the event source.
 pub fn install(config: Option<&Path>, account: Option<&str>) -> Result<String, SlamError> {
-    let exe = std::env::current_exe()
-        .map_err(|e| SlamError::new(ErrorCode::Internal, format!("this executable's path is unknown: {e}")))?;
+    let exe = this_exe()?;
     let mut arguments = vec![OsString::from("service"), OsString::from("run")];
     if let Some(config) = config {
         let absolute = std::path::absolute(config).unwrap_or_else(|_| config.to_path_buf());
@@ -99,6 +98,12 @@ pub fn install(config: Option<&Path>, account: Option<&str>) -> Result<String, S
         "Installed the service {SERVICE_NAME} ({DISPLAY_NAME}), automatic start, running as {account}{events}. \
          Start it with `slam-worker service start`."
     ))
+}
+
+/// The path the service runs (and the event source names): this executable.
+fn this_exe() -> Result<PathBuf, SlamError> {
+    std::env::current_exe()
+        .map_err(|e| SlamError::new(ErrorCode::Internal, format!("this executable's path is unknown: {e}")))
 }
 
 /// What both ways of installing the service (`service install`, and the MSI through
@@ -158,8 +163,7 @@ pub fn prepare(
     }
     // The MSI registered the service just before (InstallServices); its own tables
     // cannot express the recovery actions or the event source.
-    let exe = std::env::current_exe()
-        .map_err(|e| SlamError::new(ErrorCode::Internal, format!("this executable's path is unknown: {e}")))?;
+    let exe = this_exe()?;
     match manager(ServiceManagerAccess::CONNECT)
         .and_then(|scm| scm.open_service(SERVICE_NAME, ServiceAccess::CHANGE_CONFIG).map_err(not_installed))
     {
